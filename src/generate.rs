@@ -1,0 +1,270 @@
+//! `poisongate generate`: seeded synthetic datasets to try the tool on and to benchmark it.
+//! Tabular sets are Gaussian class clusters; image sets are simple per-class patterns with
+//! noise. The same seed always writes the same data. Files go through arrow-rs writers.
+
+use std::io::{BufWriter, Cursor, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BinaryArray, Float64Array, Int64Array, StringArray, StructArray};
+use arrow::datatypes::{DataType, Field, Fields, Schema};
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Normal};
+
+use crate::cli::{config::parse_size, GenerateArgs, GenerateKind};
+
+/// Rows per written batch (and Parquet row group), so a million-row file is never all in
+/// memory.
+const BATCH_ROWS: usize = 65_536;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    #[error("{} already exists; poisongate generate never overwrites", .0.display())]
+    Exists(PathBuf),
+    #[error("{}: expected a .csv or .parquet file name, or --shards N with a folder", .0.display())]
+    Extension(PathBuf),
+    #[error("invalid arguments: {0}")]
+    Arguments(String),
+    #[error("cannot write {}", .path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {}", .path.display())]
+    Arrow {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+pub fn run(args: &GenerateArgs) -> Result<(), GenerateError> {
+    if args.out.exists() {
+        return Err(GenerateError::Exists(args.out.clone()));
+    }
+    if args.classes < 1 || args.rows < 1 {
+        return Err(GenerateError::Arguments(
+            "--rows and --classes must be at least 1".into(),
+        ));
+    }
+    let size = parse_size(&args.image_size).map_err(|e| GenerateError::Arguments(e.to_string()))?;
+    match args.kind {
+        GenerateKind::Tabular => tabular(args),
+        GenerateKind::Images => images(&args.out, args.classes, args.rows, size, args.seed),
+        GenerateKind::ImageParquet => {
+            image_parquet(&args.out, args.classes, args.rows, size, args.seed)
+        }
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> GenerateError + '_ {
+    move |source| GenerateError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn arrow_err<E: std::error::Error + Send + Sync + 'static>(
+    path: &Path,
+) -> impl FnOnce(E) -> GenerateError + '_ {
+    move |e| GenerateError::Arrow {
+        path: path.to_owned(),
+        source: Box::new(e),
+    }
+}
+
+/// Gaussian clusters: class centres drawn with spread 3, samples with spread 1 around them.
+struct Clusters {
+    centres: Vec<Vec<f64>>,
+    rng: StdRng,
+}
+
+impl Clusters {
+    fn new(features: usize, classes: usize, seed: u64) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let spread = Normal::new(0.0, 3.0).expect("constant parameters");
+        let centres = (0..classes)
+            .map(|_| (0..features).map(|_| spread.sample(&mut rng)).collect())
+            .collect();
+        Clusters { centres, rng }
+    }
+
+    fn batch(&mut self, rows: usize) -> RecordBatch {
+        let (d, k) = (self.centres[0].len(), self.centres.len());
+        let noise = Normal::new(0.0, 1.0).expect("constant parameters");
+        let labels: Vec<i64> = (0..rows)
+            .map(|_| self.rng.random_range(0..k) as i64)
+            .collect();
+        let mut columns: Vec<Vec<f64>> = vec![Vec::with_capacity(rows); d];
+        for &l in &labels {
+            for (j, c) in columns.iter_mut().enumerate() {
+                c.push(self.centres[l as usize][j] + noise.sample(&mut self.rng));
+            }
+        }
+        let mut arrays: Vec<ArrayRef> = columns
+            .into_iter()
+            .map(|c| Arc::new(Float64Array::from(c)) as ArrayRef)
+            .collect();
+        arrays.push(Arc::new(Int64Array::from(labels)));
+        let mut fields: Vec<Field> = (0..d)
+            .map(|j| Field::new(format!("f{j}"), DataType::Float64, false))
+            .collect();
+        fields.push(Field::new("label", DataType::Int64, false));
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).expect("columns match fields")
+    }
+}
+
+fn tabular(args: &GenerateArgs) -> Result<(), GenerateError> {
+    if args.features < 1 {
+        return Err(GenerateError::Arguments(
+            "--features must be at least 1".into(),
+        ));
+    }
+    let mut clusters = Clusters::new(args.features, args.classes, args.seed);
+    let ext = crate::source::extension(&args.out);
+    match (args.shards, ext.as_deref()) {
+        (Some(shards), _) => {
+            if shards < 1 || shards > args.rows {
+                return Err(GenerateError::Arguments(
+                    "--shards must be between 1 and --rows".into(),
+                ));
+            }
+            std::fs::create_dir_all(&args.out).map_err(io_err(&args.out))?;
+            for s in 0..shards {
+                let rows = args.rows / shards + usize::from(s < args.rows % shards);
+                let path = args.out.join(format!("part-{s:05}.parquet"));
+                write_parquet(&path, rows, |n| clusters.batch(n))?;
+            }
+            Ok(())
+        }
+        (None, Some("parquet")) => write_parquet(&args.out, args.rows, |n| clusters.batch(n)),
+        (None, Some("csv")) => write_csv(&args.out, args.rows, |n| clusters.batch(n)),
+        _ => Err(GenerateError::Extension(args.out.clone())),
+    }
+}
+
+fn write_parquet(
+    path: &Path,
+    rows: usize,
+    mut batch: impl FnMut(usize) -> RecordBatch,
+) -> Result<(), GenerateError> {
+    let file = std::fs::File::create(path).map_err(io_err(path))?;
+    let mut writer: Option<ArrowWriter<std::fs::File>> = None;
+    for start in (0..rows).step_by(BATCH_ROWS) {
+        let b = batch(BATCH_ROWS.min(rows - start));
+        let w = match &mut writer {
+            Some(w) => w,
+            None => writer.insert(
+                ArrowWriter::try_new(file.try_clone().map_err(io_err(path))?, b.schema(), None)
+                    .map_err(arrow_err(path))?,
+            ),
+        };
+        w.write(&b).map_err(arrow_err(path))?;
+        w.flush().map_err(arrow_err(path))?;
+    }
+    if let Some(w) = writer {
+        w.close().map_err(arrow_err(path))?;
+    }
+    Ok(())
+}
+
+fn write_csv(
+    path: &Path,
+    rows: usize,
+    mut batch: impl FnMut(usize) -> RecordBatch,
+) -> Result<(), GenerateError> {
+    let file = std::fs::File::create(path).map_err(io_err(path))?;
+    let mut writer = arrow::csv::Writer::new(BufWriter::new(file));
+    for start in (0..rows).step_by(BATCH_ROWS) {
+        writer
+            .write(&batch(BATCH_ROWS.min(rows - start)))
+            .map_err(arrow_err(path))?;
+    }
+    writer.into_inner().flush().map_err(io_err(path))
+}
+
+/// A grey image of class `class`: stripes whose angle depends on the class, plus noise.
+fn pattern(class: usize, classes: usize, (w, h): (u32, u32), rng: &mut StdRng) -> image::GrayImage {
+    let angle = std::f64::consts::PI * class as f64 / classes as f64;
+    let (dx, dy) = (angle.cos(), angle.sin());
+    let noise = Normal::new(0.0, 20.0).expect("constant parameters");
+    image::GrayImage::from_fn(w, h, |x, y| {
+        let t = (x as f64 * dx + y as f64 * dy) * std::f64::consts::PI / 2.0;
+        let v = 127.5 + 100.0 * t.sin() + noise.sample(rng);
+        image::Luma([v.clamp(0.0, 255.0) as u8])
+    })
+}
+
+fn png_bytes(img: &image::GrayImage) -> Vec<u8> {
+    let mut buf = Cursor::new(Vec::new());
+    img.write_to(&mut buf, image::ImageFormat::Png)
+        .expect("PNG encoding into memory cannot fail");
+    buf.into_inner()
+}
+
+fn images(
+    out: &Path,
+    classes: usize,
+    per_class: usize,
+    size: (u32, u32),
+    seed: u64,
+) -> Result<(), GenerateError> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    for c in 0..classes {
+        let dir = out.join(c.to_string());
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        for i in 0..per_class {
+            let path = dir.join(format!("{i:05}.png"));
+            let bytes = png_bytes(&pattern(c, classes, size, &mut rng));
+            std::fs::write(&path, bytes).map_err(io_err(&path))?;
+        }
+    }
+    Ok(())
+}
+
+fn image_parquet(
+    out: &Path,
+    classes: usize,
+    per_class: usize,
+    size: (u32, u32),
+    seed: u64,
+) -> Result<(), GenerateError> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (mut bytes, mut paths, mut labels) = (Vec::new(), Vec::new(), Vec::new());
+    for c in 0..classes {
+        for i in 0..per_class {
+            bytes.push(png_bytes(&pattern(c, classes, size, &mut rng)));
+            paths.push(format!("{c}/{i:05}.png"));
+            labels.push(c as i64);
+        }
+    }
+    let fields = Fields::from(vec![
+        Field::new("bytes", DataType::Binary, true),
+        Field::new("path", DataType::Utf8, true),
+    ]);
+    let image = StructArray::new(
+        fields.clone(),
+        vec![
+            Arc::new(BinaryArray::from_iter_values(&bytes)) as ArrayRef,
+            Arc::new(StringArray::from(paths)),
+        ],
+        None,
+    );
+    let schema = Schema::new(vec![
+        Field::new("image", DataType::Struct(fields), true),
+        Field::new("label", DataType::Int64, false),
+    ]);
+    let batch = RecordBatch::try_new(
+        Arc::new(schema),
+        vec![Arc::new(image), Arc::new(Int64Array::from(labels))],
+    )
+    .map_err(arrow_err(out))?;
+    let mut once = Some(batch);
+    write_parquet(out, classes * per_class, |_| {
+        once.take().expect("one batch for all rows")
+    })
+}

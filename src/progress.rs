@@ -1,0 +1,55 @@
+//! Progress bars on stderr (indicatif). Hidden with `--quiet` or when stderr is not a terminal,
+//! so machine output on stdout and logs in CI stay clean.
+
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+#[derive(Clone)]
+pub struct Progress {
+    multi: MultiProgress,
+}
+
+impl Progress {
+    pub fn new(enabled: bool) -> Self {
+        let target = if enabled {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        Progress {
+            multi: MultiProgress::with_draw_target(target),
+        }
+    }
+
+    pub fn hidden() -> Self {
+        Self::new(false)
+    }
+
+    /// A bar over `len` items of work, e.g. images to decode.
+    pub fn bar(&self, len: u64, message: &'static str) -> ProgressBar {
+        let style = ProgressStyle::with_template(
+            "{msg:>12} [{bar:30}] {human_pos}/{human_len} {per_sec} eta {eta}",
+        )
+        .expect("static template is valid")
+        .progress_chars("=> ");
+        self.multi.add(
+            ProgressBar::new(len)
+                .with_style(style)
+                .with_message(message),
+        )
+    }
+
+    /// A spinner for a step whose size is not known up front, e.g. reading a file.
+    pub fn spinner(&self, message: impl Into<String>) -> ProgressBar {
+        let style = ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+            .expect("static template is valid");
+        let bar = self.multi.add(
+            ProgressBar::new_spinner()
+                .with_style(style)
+                .with_message(message.into()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    }
+}

@@ -1,0 +1,96 @@
+//! `poisongate scan`: read, validate, report, and return the gate's verdict.
+
+use crate::cli::config::{Columns, ScanConfig};
+use crate::dataset::Dataset;
+use crate::progress::Progress;
+use crate::report::{self, Report, RowFlags};
+use crate::source::{self, frame, image_dir, tabular, Input, SourceError};
+use crate::validate::schema::Schema;
+use crate::validate::{self, Finding, Rule};
+use crate::{Error, ExitStatus};
+
+pub fn run(config: &ScanConfig) -> Result<ExitStatus, Error> {
+    let progress = Progress::new(config.progress);
+    let outcome = scan(config, &progress)?;
+    if let Some(dir) = &config.out {
+        report::write_dir(
+            dir,
+            &config.input,
+            &outcome.report,
+            &outcome.dataset,
+            &outcome.flags,
+        )?;
+    }
+    report::print(&outcome.report, config.format)?;
+    Ok(outcome.report.status())
+}
+
+/// What a scan produced, before anything is written.
+pub struct Outcome {
+    pub dataset: Dataset,
+    pub report: Report,
+    pub flags: RowFlags,
+}
+
+/// Reads and validates the input and builds the report; writes nothing.
+pub fn scan(config: &ScanConfig, progress: &Progress) -> Result<Outcome, Error> {
+    let declared = config.schema.as_deref().map(Schema::load).transpose()?;
+    let (dataset, mut findings) = load(config, declared.as_ref(), progress)?;
+    findings.extend(validate::rows::check(&dataset, declared.as_ref()));
+    validate::finish(&mut findings, &dataset, config.strict);
+    let (report, flags) = Report::build(&dataset, findings, config.strict);
+    Ok(Outcome {
+        dataset,
+        report,
+        flags,
+    })
+}
+
+/// Reads the input into a dataset, with the findings of the reading and column checks.
+pub fn load(
+    config: &ScanConfig,
+    declared: Option<&Schema>,
+    progress: &Progress,
+) -> Result<(Dataset, Vec<Finding>), Error> {
+    let (input, mut findings) = source::detect(&config.input)?;
+    let dataset = match input {
+        Input::Tabular(input) => {
+            let spinner = progress.spinner(format!("reading {}", input.path.display()));
+            let frame = tabular::read(&input, &config.columns, declared)?;
+            spinner.set_message("validating columns");
+            let column_findings = validate::columns::check(&frame, declared).map_err(|source| {
+                SourceError::Polars {
+                    path: input.path.clone(),
+                    format: input.format.name(),
+                    source,
+                }
+            })?;
+            findings.extend(column_findings);
+            spinner.finish_and_clear();
+            frame::into_dataset(frame, config.image_size, progress)?
+        }
+        Input::ImageFolder(root) => {
+            if config.columns != Columns::default() {
+                return Err(SourceError::ColumnsOnImageFolder(root).into());
+            }
+            let (dataset, listing_findings) = image_dir::load(&root, config.image_size, progress)?;
+            findings.extend(listing_findings);
+            findings.extend(declared.into_iter().flat_map(|d| {
+                d.columns
+                    .iter()
+                    .filter(|(_, r)| r.required)
+                    .map(|(name, _)| {
+                        Finding::error(
+                            Rule::MissingColumn,
+                            format!(
+                            "the schema requires column `{name}`, but the input is an image folder"
+                        ),
+                        )
+                        .column(name)
+                    })
+            }));
+            dataset
+        }
+    };
+    Ok((dataset, findings))
+}

@@ -1,0 +1,5 @@
+mod bad_input;
+mod clean;
+mod findings;
+mod images;
+mod outputs;

@@ -1,0 +1,113 @@
+//! `--out DIR`: report.json matches stdout, scores.parquet has one row per sample with the
+//! documented schema and metadata, and input files are never written.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use arrow::array::{Array, AsArray};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::util::{fixture, image_folder, scan_json};
+
+/// Every file under `root` with its bytes, to prove nothing was written.
+fn snapshot(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.insert(path.display().to_string(), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn out_dir_holds_the_report_and_per_sample_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    let mut lines = crate::util::digits_lines();
+    crate::util::set_field(&mut lines, 3, 10, "NaN");
+    crate::util::write_lines(&input, &lines);
+    let out = dir.path().join("report");
+    let run = scan_json(&input, &["--out", out.to_str().unwrap()]);
+    assert_eq!(run.code, 1);
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(written, run.json);
+
+    let file = std::fs::File::open(out.join("scores.parquet")).unwrap();
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+    let meta: BTreeMap<String, String> = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .unwrap()
+        .iter()
+        .map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(meta["poisongate.version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(meta["poisongate.schema_version"], "1");
+    let schema = builder.schema().clone();
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "row",
+            "id",
+            "label",
+            "validation_error",
+            "validation_warning",
+            "validation_rules"
+        ]
+    );
+    let batches: Vec<_> = builder.build().unwrap().map(Result::unwrap).collect();
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, 1797);
+    let b = &batches[0];
+    let errors = b.column(3).as_boolean();
+    assert!(errors.value(3) && !errors.value(2));
+    let rules = b.column(5).as_list::<i32>();
+    let row3 = rules.value(3);
+    assert_eq!(row3.as_string::<i32>().value(0), "nan_value");
+    assert_eq!(rules.value(2).len(), 0);
+    assert_eq!(
+        b.column(2).as_string::<i32>().value(0),
+        lines[1].rsplit(',').next().unwrap()
+    );
+}
+
+#[test]
+fn inputs_are_never_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("images");
+    image_folder(&root, &["a", "b"], 5);
+    let before = snapshot(&root);
+    let inside = root.join("report");
+    let run = scan_json(&root, &["--out", inside.to_str().unwrap()]);
+    crate::util::assert_error(&run, &["would write into the input"]);
+    let outside = dir.path().join("report");
+    assert_eq!(
+        scan_json(&root, &["--out", outside.to_str().unwrap()]).code,
+        0
+    );
+    assert!(!inside.exists(), "the refused --out folder was not created");
+    assert_eq!(snapshot(&root), before);
+
+    let digits = fixture("digits");
+    let before = snapshot(&digits);
+    let out = dir.path().join("digits-report");
+    for name in [
+        "digits.csv",
+        "digits.parquet",
+        "digits_png.parquet",
+        "images",
+    ] {
+        scan_json(digits.join(name), &["--out", out.to_str().unwrap()]);
+    }
+    assert_eq!(snapshot(&digits), before);
+}
