@@ -137,25 +137,36 @@ fn tabular(args: &GenerateArgs) -> Result<(), GenerateError> {
             for s in 0..shards {
                 let rows = args.rows / shards + usize::from(s < args.rows % shards);
                 let path = args.out.join(format!("part-{s:05}.parquet"));
-                write_parquet(&path, rows, |n| clusters.batch(n))?;
+                write_parquet(&path, batch_sizes(rows).map(|n| Ok(clusters.batch(n))))?;
             }
             Ok(())
         }
-        (None, Some("parquet")) => write_parquet(&args.out, args.rows, |n| clusters.batch(n)),
-        (None, Some("csv")) => write_csv(&args.out, args.rows, |n| clusters.batch(n)),
+        (None, Some("parquet")) => write_parquet(
+            &args.out,
+            batch_sizes(args.rows).map(|n| Ok(clusters.batch(n))),
+        ),
+        (None, Some("csv")) => {
+            write_csv(&args.out, batch_sizes(args.rows).map(|n| clusters.batch(n)))
+        }
         _ => Err(GenerateError::Extension(args.out.clone())),
     }
 }
 
+/// Row counts of consecutive batches covering `rows`.
+fn batch_sizes(rows: usize) -> impl Iterator<Item = usize> {
+    (0..rows)
+        .step_by(BATCH_ROWS)
+        .map(move |start| BATCH_ROWS.min(rows - start))
+}
+
 fn write_parquet(
     path: &Path,
-    rows: usize,
-    mut batch: impl FnMut(usize) -> RecordBatch,
+    batches: impl Iterator<Item = Result<RecordBatch, GenerateError>>,
 ) -> Result<(), GenerateError> {
     let file = std::fs::File::create(path).map_err(io_err(path))?;
     let mut writer: Option<ArrowWriter<std::fs::File>> = None;
-    for start in (0..rows).step_by(BATCH_ROWS) {
-        let b = batch(BATCH_ROWS.min(rows - start));
+    for b in batches {
+        let b = b?;
         let w = match &mut writer {
             Some(w) => w,
             None => writer.insert(
@@ -172,17 +183,11 @@ fn write_parquet(
     Ok(())
 }
 
-fn write_csv(
-    path: &Path,
-    rows: usize,
-    mut batch: impl FnMut(usize) -> RecordBatch,
-) -> Result<(), GenerateError> {
+fn write_csv(path: &Path, batches: impl Iterator<Item = RecordBatch>) -> Result<(), GenerateError> {
     let file = std::fs::File::create(path).map_err(io_err(path))?;
     let mut writer = arrow::csv::Writer::new(BufWriter::new(file));
-    for start in (0..rows).step_by(BATCH_ROWS) {
-        writer
-            .write(&batch(BATCH_ROWS.min(rows - start)))
-            .map_err(arrow_err(path))?;
+    for b in batches {
+        writer.write(&b).map_err(arrow_err(path))?;
     }
     writer.into_inner().flush().map_err(io_err(path))
 }
@@ -234,37 +239,90 @@ fn image_parquet(
     seed: u64,
 ) -> Result<(), GenerateError> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let (mut bytes, mut paths, mut labels) = (Vec::new(), Vec::new(), Vec::new());
-    for c in 0..classes {
-        for i in 0..per_class {
-            bytes.push(png_bytes(&pattern(c, classes, size, &mut rng)));
-            paths.push(format!("{c}/{i:05}.png"));
-            labels.push(c as i64);
-        }
-    }
     let fields = Fields::from(vec![
         Field::new("bytes", DataType::Binary, true),
         Field::new("path", DataType::Utf8, true),
     ]);
-    let image = StructArray::new(
-        fields.clone(),
-        vec![
-            Arc::new(BinaryArray::from_iter_values(&bytes)) as ArrayRef,
-            Arc::new(StringArray::from(paths)),
-        ],
-        None,
-    );
-    let schema = Schema::new(vec![
-        Field::new("image", DataType::Struct(fields), true),
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("image", DataType::Struct(fields.clone()), true),
         Field::new("label", DataType::Int64, false),
-    ]);
-    let batch = RecordBatch::try_new(
-        Arc::new(schema),
-        vec![Arc::new(image), Arc::new(Int64Array::from(labels))],
-    )
-    .map_err(arrow_err(out))?;
-    let mut once = Some(batch);
-    write_parquet(out, classes * per_class, |_| {
-        once.take().expect("one batch for all rows")
-    })
+    ]));
+    let mut next = 0;
+    let batches = batch_sizes(classes * per_class).map(|n| {
+        let (mut bytes, mut paths, mut labels) = (Vec::new(), Vec::new(), Vec::new());
+        for row in next..next + n {
+            let (c, i) = (row / per_class, row % per_class);
+            bytes.push(png_bytes(&pattern(c, classes, size, &mut rng)));
+            paths.push(format!("{c}/{i:05}.png"));
+            labels.push(c as i64);
+        }
+        next += n;
+        let image = StructArray::new(
+            fields.clone(),
+            vec![
+                Arc::new(BinaryArray::from_iter_values(&bytes)) as ArrayRef,
+                Arc::new(StringArray::from(paths)),
+            ],
+            None,
+        );
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(image), Arc::new(Int64Array::from(labels))],
+        )
+        .map_err(arrow_err(out))
+    });
+    write_parquet(out, batches)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(kind: GenerateKind, out: PathBuf, seed: u64) -> GenerateArgs {
+        GenerateArgs {
+            kind,
+            out,
+            rows: 50,
+            features: 3,
+            classes: 3,
+            image_size: "6x4".into(),
+            shards: None,
+            seed,
+        }
+    }
+
+    #[test]
+    fn batches_cover_every_row_once() {
+        let sizes: Vec<usize> = batch_sizes(2 * BATCH_ROWS + 3).collect();
+        assert_eq!(sizes, [BATCH_ROWS, BATCH_ROWS, 3]);
+        assert_eq!(batch_sizes(0).count(), 0);
+    }
+
+    #[test]
+    fn the_same_seed_writes_the_same_file() {
+        let dir = tempfile::tempdir().unwrap();
+        for (kind, name) in [
+            (GenerateKind::Tabular, "t.csv"),
+            (GenerateKind::ImageParquet, "i.parquet"),
+        ] {
+            let file = |seed, tag: &str| {
+                let path = dir.path().join(format!("{tag}{name}"));
+                run(&args(kind, path.clone(), seed)).unwrap();
+                std::fs::read(path).unwrap()
+            };
+            let (a, b, c) = (file(1, "a"), file(1, "b"), file(2, "c"));
+            assert_eq!(a, b, "{name}");
+            assert_ne!(a, c, "{name}");
+        }
+    }
+
+    #[test]
+    fn never_overwrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        std::fs::write(&path, "mine").unwrap();
+        let err = run(&args(GenerateKind::Tabular, path.clone(), 0)).unwrap_err();
+        assert!(matches!(err, GenerateError::Exists(_)));
+        assert_eq!(std::fs::read_to_string(path).unwrap(), "mine");
+    }
 }

@@ -1,3 +1,5 @@
+//! Integration tests of `poisongate scan`, one module per concern.
+
 mod bad_input;
 mod clean;
 mod findings;
