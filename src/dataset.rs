@@ -27,12 +27,20 @@ pub struct Origin {
     pub ignored_columns: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, strum::IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Format {
     Csv,
     Parquet,
     ImageFolder,
+}
+
+impl Format {
+    /// The name used in reports (the same as the JSON value).
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
 }
 
 /// Row identifiers: the row number (0-based) unless an id column was named.

@@ -29,7 +29,7 @@ impl Progress {
     /// A bar over `len` items of work, e.g. images to decode.
     pub fn bar(&self, len: u64, message: &'static str) -> ProgressBar {
         let style = ProgressStyle::with_template(
-            "{msg:>12} [{bar:30}] {human_pos}/{human_len} {per_sec} eta {eta}",
+            "{msg:>12} [{bar:30}] {human_pos}/{human_len} elapsed {elapsed} eta {eta}",
         )
         .expect("static template is valid")
         .progress_chars("=> ");

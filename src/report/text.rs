@@ -10,7 +10,7 @@ use crate::validate::Severity;
 pub fn render(report: &Report, out: &mut impl Write) -> io::Result<()> {
     let i = &report.input;
     writeln!(out, "poisongate {}: {}", report.tool.version, i.path)?;
-    let mut what = format!("  input     {:?}, {} rows", i.format, i.rows).to_lowercase();
+    let mut what = format!("  input     {}, {} rows", i.format.name(), i.rows);
     if !i.feature_columns.is_empty() {
         what.push_str(&format!(", {} feature columns", i.feature_columns.len()));
     }

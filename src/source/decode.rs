@@ -33,8 +33,8 @@ struct Header {
 }
 
 /// Decodes every item into one `n x h x w x c` buffer. `size` forces the output size,
-/// otherwise the most common size wins. Returns `Err(first failure)` when no image at all
-/// could be read, since there is then no size to bring images to.
+/// otherwise the most common size wins. Fails, with a message, when no image at all could be
+/// read (there is then no size to bring images to) or the buffer cannot be allocated.
 pub fn decode_all(
     items: &[Encoded<'_>],
     size: Option<(u32, u32)>,
@@ -55,17 +55,29 @@ pub fn decode_all(
         .filter_map(|h| h.as_ref().ok().copied())
         .collect();
     if ok.is_empty() {
-        return Err(headers
+        let first = headers
             .into_iter()
             .find_map(Result::err)
-            .unwrap_or_else(|| "no images".to_string()));
+            .unwrap_or_default();
+        return Err(format!(
+            "every image failed to decode; the first error was: {first}"
+        ));
     }
     let (width, height) = size.unwrap_or_else(|| most_common_size(&ok));
     let grey = ok.iter().filter(|h| h.channels == 1).count();
     // Ties go to colour: converting grey to RGB loses nothing.
     let channels = if grey * 2 > ok.len() { 1 } else { 3 };
     let per_image = (width * height * channels) as usize;
-    let mut pixels = vec![0u8; per_image * items.len()];
+    let total = per_image.saturating_mul(items.len());
+    let mut pixels = Vec::new();
+    if pixels.try_reserve_exact(total).is_err() {
+        return Err(format!(
+            "{} images at {width}x{height}x{channels} need {:.1} GiB, which cannot be allocated; choose a smaller --image-size",
+            items.len(),
+            total as f64 / (1u64 << 30) as f64
+        ));
+    }
+    pixels.resize(total, 0u8);
     let bar = progress.bar(items.len() as u64, "decoding");
     let status: Vec<ImageStatus> = pixels
         .par_chunks_mut(per_image)

@@ -42,10 +42,10 @@ pub fn into_dataset(
         PayloadRole::Image(column) => {
             let bytes = image_bytes(df, column).map_err(err)?;
             let items: Vec<Encoded<'_>> = bytes.iter().map(|b| Encoded::Bytes(*b)).collect();
-            let images = decode_all(&items, image_size, progress).map_err(|first| {
-                SourceError::NoDecodableImages {
+            let images = decode_all(&items, image_size, progress).map_err(|problem| {
+                SourceError::Images {
                     path: path.clone(),
-                    first,
+                    problem,
                 }
             })?;
             Payload::Images(images)

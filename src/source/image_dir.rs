@@ -29,11 +29,10 @@ pub fn load(
     let listing = list(root)?;
     spinner.finish_and_clear();
     let items: Vec<Encoded<'_>> = listing.files.iter().map(|p| Encoded::File(p)).collect();
-    let images =
-        decode_all(&items, size, progress).map_err(|first| SourceError::NoDecodableImages {
-            path: root.to_owned(),
-            first,
-        })?;
+    let images = decode_all(&items, size, progress).map_err(|problem| SourceError::Images {
+        path: root.to_owned(),
+        problem,
+    })?;
     let names = listing.classes.into_iter().map(Some).collect();
     let dataset = Dataset {
         origin: Origin {

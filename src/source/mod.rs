@@ -67,8 +67,8 @@ pub enum SourceError {
     NoFeatures { path: PathBuf, available: String },
     #[error("{}: --label, --id, --features, --image-col and --text-col name columns, and an image folder has none (its classes are its folder names)", .0.display())]
     ColumnsOnImageFolder(PathBuf),
-    #[error("{}: every image failed to decode; the first error was: {first}", .path.display())]
-    NoDecodableImages { path: PathBuf, first: String },
+    #[error("{}: {problem}", .path.display())]
+    Images { path: PathBuf, problem: String },
 }
 
 impl SourceError {

@@ -67,6 +67,16 @@ fn image_folder_takes_classes_from_folder_names() {
     assert_eq!(run.json["input"]["format"], "image_folder");
     assert_eq!(run.json["input"]["rows"], 200);
     assert_digits_classes(&run.json, Some(20));
+    let text = poisongate()
+        .arg("scan")
+        .arg(fixture("digits/images"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.contains("input     image_folder, 200 rows, images 8x8x1"),
+        "{text}"
+    );
 }
 
 #[test]
