@@ -2,7 +2,7 @@
 //! comes from `benches/validate_1m.sh`, which runs the release binary under `/usr/bin/time`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use poisongate::cli::config::{Columns, ScanConfig};
+use poisongate::cli::config::{Columns, InputConfig, ScanConfig};
 use poisongate::cli::{Format, GenerateArgs, GenerateKind};
 use poisongate::progress::Progress;
 
@@ -29,14 +29,17 @@ fn generated(
 
 fn config(input: std::path::PathBuf) -> ScanConfig {
     ScanConfig {
-        input,
-        columns: Columns::default(),
-        image_size: None,
-        schema: None,
+        input: InputConfig {
+            path: input,
+            columns: Columns::default(),
+            image_size: None,
+            schema: None,
+            progress: false,
+        },
+        detect: None,
         strict: false,
         format: Format::Json,
         out: None,
-        progress: false,
     }
 }
 

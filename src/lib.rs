@@ -4,14 +4,20 @@
 //! what is wrong with it, and [`report`] renders the result; [`scan::run`] ties them together
 //! and its [`ExitStatus`] is the gate's verdict.
 
+pub mod attack;
+pub mod bench;
 pub mod cli;
 pub mod dataset;
+pub mod detect;
+pub mod embed;
 pub mod generate;
+pub mod pipeline;
 pub mod progress;
 pub mod report;
 pub mod scan;
 pub mod source;
 pub mod validate;
+pub mod verdict;
 
 /// The process exit status: public API for pipelines that gate on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +59,10 @@ pub enum Error {
     Report(#[from] report::ReportError),
     #[error(transparent)]
     Generate(#[from] generate::GenerateError),
+    #[error(transparent)]
+    Embed(#[from] embed::EmbedError),
+    #[error(transparent)]
+    Attack(#[from] attack::AttackError),
 }
 
 /// Runs one parsed command line.
@@ -61,6 +71,10 @@ pub fn run(args: cli::Args, stderr_is_terminal: bool) -> Result<ExitStatus, Erro
         cli::Command::Scan(scan) => {
             let config = cli::config::ScanConfig::from_args(scan, stderr_is_terminal)?;
             scan::run(&config)
+        }
+        cli::Command::Bench(bench) => {
+            let config = cli::config::BenchConfig::from_args(bench, stderr_is_terminal)?;
+            bench::run(&config)
         }
         cli::Command::Generate(gen) => {
             generate::run(&gen)?;

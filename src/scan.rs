@@ -1,24 +1,27 @@
 //! `poisongate scan`: read, validate, report, and return the gate's verdict.
 
-use crate::cli::config::{Columns, ScanConfig};
+use crate::cli::config::{Columns, InputConfig, ScanConfig};
 use crate::dataset::Dataset;
+use crate::dataset::Payload;
+use crate::pipeline::{analyse, DetectConfig};
 use crate::progress::Progress;
-use crate::report::{self, Report, RowFlags};
+use crate::report::{self, detection, Report, RowFlags};
 use crate::source::{self, frame, image_dir, tabular, Input, SourceError};
 use crate::validate::schema::Schema;
 use crate::validate::{self, Finding, Rule};
 use crate::{Error, ExitStatus};
 
 pub fn run(config: &ScanConfig) -> Result<ExitStatus, Error> {
-    let progress = Progress::new(config.progress);
+    let progress = Progress::new(config.input.progress);
     let outcome = scan(config, &progress)?;
     if let Some(dir) = &config.out {
         report::write_dir(
             dir,
-            &config.input,
+            &config.input.path,
             &outcome.report,
             &outcome.dataset,
             &outcome.flags,
+            &outcome.detection,
         )?;
     }
     report::print(&outcome.report, config.format)?;
@@ -30,29 +33,63 @@ pub struct Outcome {
     pub dataset: Dataset,
     pub report: Report,
     pub flags: RowFlags,
+    pub detection: detection::Outcome,
+}
+
+/// Runs detection, or says why it cannot run on this dataset (no labels, a text payload
+/// without vectors). Real failures (an unreadable `.npy`, a diverging probe) are errors.
+fn detect_outcome(
+    dataset: &Dataset,
+    config: &DetectConfig,
+    progress: &Progress,
+) -> Result<detection::Outcome, Error> {
+    if dataset.labels.is_none() {
+        return Ok(detection::Outcome::Skipped(
+            "the dataset has no label column (name one with --label); every detector compares samples within and across classes".into(),
+        ));
+    }
+    if matches!(dataset.payload, Payload::Text(_)) && config.embeddings.is_none() {
+        return Ok(detection::Outcome::Skipped(
+            "text samples need a pretrained text embedder, which this version does not have; give vectors with --embeddings, or use --validate-only".into(),
+        ));
+    }
+    match analyse(dataset, config, progress)? {
+        Some(analysis) => Ok(detection::Outcome::Ran(Box::new(analysis))),
+        None => Ok(detection::Outcome::Skipped("no labels".into())),
+    }
 }
 
 /// Reads and validates the input and builds the report; writes nothing.
 pub fn scan(config: &ScanConfig, progress: &Progress) -> Result<Outcome, Error> {
-    let declared = config.schema.as_deref().map(Schema::load).transpose()?;
-    let (dataset, mut findings) = load(config, declared.as_ref(), progress)?;
+    let declared = config
+        .input
+        .schema
+        .as_deref()
+        .map(Schema::load)
+        .transpose()?;
+    let (dataset, mut findings) = load(&config.input, declared.as_ref(), progress)?;
     findings.extend(validate::rows::check(&dataset, declared.as_ref()));
     validate::finish(&mut findings, &dataset, config.strict);
-    let (report, flags) = Report::build(&dataset, findings, config.strict);
+    let detection = match &config.detect {
+        None => detection::Outcome::NotRequested,
+        Some(detect) => detect_outcome(&dataset, detect, progress)?,
+    };
+    let (report, flags) = Report::build(&dataset, findings, &detection, config.strict);
     Ok(Outcome {
         dataset,
         report,
         flags,
+        detection,
     })
 }
 
 /// Reads the input into a dataset, with the findings of the reading and column checks.
 pub fn load(
-    config: &ScanConfig,
+    config: &InputConfig,
     declared: Option<&Schema>,
     progress: &Progress,
 ) -> Result<(Dataset, Vec<Finding>), Error> {
-    let (input, mut findings) = source::detect(&config.input)?;
+    let (input, mut findings) = source::detect(&config.path)?;
     let dataset = match input {
         Input::Tabular(input) => {
             let spinner = progress.spinner(format!("reading {}", input.path.display()));

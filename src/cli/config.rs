@@ -3,7 +3,15 @@
 
 use std::path::PathBuf;
 
-use super::{Format, ScanArgs};
+use super::{BenchArgs, DetectArgs, EmbedderChoice, Format, InputArgs, ScanArgs};
+use crate::attack::{AttackConfig, AttackKind};
+use crate::detect::clustering::ClusteringConfig;
+use crate::detect::knn::KnnConfig;
+use crate::detect::spectral::SpectralConfig;
+use crate::embed::probe::ProbeConfig;
+use crate::embed::View;
+use crate::pipeline::{DetectConfig, DetectorKind};
+use crate::verdict::VerdictConfig;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ConfigError {
@@ -23,6 +31,8 @@ pub enum ConfigError {
     FeaturesWithPayload(&'static str),
     #[error("--features was given an empty column name")]
     EmptyFeature,
+    #[error("{0} {1} is out of range; expected a value {2}")]
+    Range(&'static str, String, &'static str),
 }
 
 /// Largest image side accepted for `--image-size` and by the decoder.
@@ -38,21 +48,19 @@ pub struct Columns {
     pub text: Option<String>,
 }
 
+/// What to read: the input path, column roles, image size, declared schema.
 #[derive(Debug, Clone)]
-pub struct ScanConfig {
-    pub input: PathBuf,
+pub struct InputConfig {
+    pub path: PathBuf,
     pub columns: Columns,
     pub image_size: Option<(u32, u32)>,
     pub schema: Option<PathBuf>,
-    pub strict: bool,
-    pub format: Format,
-    pub out: Option<PathBuf>,
     pub progress: bool,
 }
 
-impl ScanConfig {
+impl InputConfig {
     /// `stderr_is_terminal` decides, with `--quiet`, whether progress bars are drawn.
-    pub fn from_args(args: ScanArgs, stderr_is_terminal: bool) -> Result<Self, ConfigError> {
+    pub fn from_args(args: InputArgs, stderr_is_terminal: bool) -> Result<Self, ConfigError> {
         let columns = Columns {
             label: args.label,
             id: args.id,
@@ -61,18 +69,158 @@ impl ScanConfig {
             text: args.text_col,
         };
         check_columns(&columns)?;
-        let image_size = args.image_size.as_deref().map(parse_size).transpose()?;
-        Ok(ScanConfig {
-            input: args.input,
+        Ok(InputConfig {
+            path: args.input,
             columns,
-            image_size,
+            image_size: args.image_size.as_deref().map(parse_size).transpose()?,
             schema: args.schema,
-            strict: args.strict,
-            format: args.format,
-            out: args.out,
             progress: stderr_is_terminal && !args.quiet,
         })
     }
+}
+
+#[derive(Debug, Clone)]
+pub struct ScanConfig {
+    pub input: InputConfig,
+    /// `None` with `--validate-only`.
+    pub detect: Option<DetectConfig>,
+    pub strict: bool,
+    pub format: Format,
+    pub out: Option<PathBuf>,
+}
+
+impl ScanConfig {
+    pub fn from_args(args: ScanArgs, stderr_is_terminal: bool) -> Result<Self, ConfigError> {
+        Ok(ScanConfig {
+            input: InputConfig::from_args(args.input, stderr_is_terminal)?,
+            detect: (!args.validate_only)
+                .then(|| detect_config(args.detect))
+                .transpose()?,
+            strict: args.strict,
+            format: args.format,
+            out: args.out,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    pub input: InputConfig,
+    pub detect: DetectConfig,
+    pub attack: AttackConfig,
+    pub format: Format,
+}
+
+impl BenchConfig {
+    pub fn from_args(args: BenchArgs, stderr_is_terminal: bool) -> Result<Self, ConfigError> {
+        if !(args.rate > 0.0 && args.rate < 1.0) && args.attack != AttackKind::Clean {
+            return Err(ConfigError::Range(
+                "--rate",
+                args.rate.to_string(),
+                "between 0 and 1",
+            ));
+        }
+        if !(0.0..=1.0).contains(&args.alpha) {
+            return Err(ConfigError::Range(
+                "--alpha",
+                args.alpha.to_string(),
+                "between 0 and 1",
+            ));
+        }
+        if args.patch == Some(0) {
+            return Err(ConfigError::Range("--patch", "0".into(), "at least 1"));
+        }
+        Ok(BenchConfig {
+            input: InputConfig::from_args(args.input, stderr_is_terminal)?,
+            detect: detect_config(args.detect)?,
+            attack: AttackConfig {
+                kind: args.attack,
+                rate: args.rate,
+                target: args.target,
+                patch: args.patch,
+                alpha: args.alpha,
+                seed: args.attack_seed,
+            },
+            format: args.format,
+        })
+    }
+}
+
+fn detect_config(args: DetectArgs) -> Result<DetectConfig, ConfigError> {
+    if let Some(eps) = args.poison_rate {
+        if !(eps > 0.0 && eps <= 0.5) {
+            return Err(ConfigError::Range(
+                "--poison-rate",
+                eps.to_string(),
+                "in (0, 0.5]",
+            ));
+        }
+    }
+    if !(args.neighbour_share > 0.0 && args.neighbour_share <= 1.0) {
+        return Err(ConfigError::Range(
+            "--neighbour-share",
+            args.neighbour_share.to_string(),
+            "in (0, 1]",
+        ));
+    }
+    if args.knn_k == 0 {
+        return Err(ConfigError::Range("--knn-k", "0".into(), "at least 1"));
+    }
+    if args.width == 0 {
+        return Err(ConfigError::Range("--width", "0".into(), "at least 1"));
+    }
+    if args.epochs == Some(0) {
+        return Err(ConfigError::Range("--epochs", "0".into(), "at least 1"));
+    }
+    use DetectorKind::{Clustering, Knn, Spectral};
+    let all = || vec![Spectral, Clustering, Knn];
+    let mut plan = match args.embedder {
+        // Measured best (README, "Choosing the default"): label consistency on the raw view,
+        // confirmed on the probe; spectral signatures on the probe; clustering on both.
+        EmbedderChoice::Auto if args.embeddings.is_none() => {
+            vec![
+                (View::Raw, vec![Knn, Clustering]),
+                (View::Probe, vec![Spectral, Clustering, Knn]),
+            ]
+        }
+        EmbedderChoice::Auto => vec![],
+        EmbedderChoice::Raw => vec![(View::Raw, all())],
+        EmbedderChoice::Probe => vec![(View::Probe, all())],
+        EmbedderChoice::All => vec![(View::Raw, all()), (View::Probe, all())],
+    };
+    if args.embeddings.is_some() {
+        plan.insert(0, (View::Precomputed, all()));
+    }
+    Ok(DetectConfig {
+        plan,
+        embeddings: args.embeddings,
+        probe: ProbeConfig {
+            epochs: args.epochs,
+            width: args.width,
+            seed: args.seed,
+            ..Default::default()
+        },
+        spectral: SpectralConfig {
+            variant: args.spectral_variant,
+            poison_rate: args.poison_rate,
+            ..Default::default()
+        },
+        clustering: ClusteringConfig {
+            reduce: args.reduce,
+            seed: args.seed,
+            ..Default::default()
+        },
+        knn: KnnConfig {
+            k: args.knn_k,
+            index: args.knn_index,
+            ..Default::default()
+        },
+        verdict: VerdictConfig {
+            neighbour_share: args.neighbour_share,
+            cluster_z: args.cluster_z,
+            ..Default::default()
+        },
+    })
 }
 
 fn check_columns(c: &Columns) -> Result<(), ConfigError> {
@@ -173,8 +321,36 @@ mod tests {
     }
 
     #[test]
+    fn detector_options_are_checked() {
+        let err = config(&["--poison-rate", "0.9"]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--poison-rate 0.9 is out of range; expected a value in (0, 0.5]"
+        );
+        assert!(config(&["--knn-k", "0"]).is_err());
+        assert!(config(&["--validate-only"]).unwrap().detect.is_none());
+        let views = |argv: &[&str]| -> Vec<View> {
+            config(argv)
+                .unwrap()
+                .detect
+                .unwrap()
+                .plan
+                .iter()
+                .map(|p| p.0)
+                .collect()
+        };
+        assert_eq!(views(&[]), [View::Raw, View::Probe]);
+        assert_eq!(views(&["--embedder", "probe"]), [View::Probe]);
+        assert_eq!(views(&["--embeddings", "e.npy"]), [View::Precomputed]);
+        assert_eq!(
+            views(&["--embeddings", "e.npy", "--embedder", "raw"]),
+            [View::Precomputed, View::Raw]
+        );
+    }
+
+    #[test]
     fn progress_follows_quiet_and_terminal() {
-        assert!(config(&[]).unwrap().progress);
-        assert!(!config(&["--quiet"]).unwrap().progress);
+        assert!(config(&[]).unwrap().input.progress);
+        assert!(!config(&["--quiet"]).unwrap().input.progress);
     }
 }

@@ -25,12 +25,15 @@ pub enum Command {
     /// Read and validate a training set, and report what is wrong with it.
     #[command(after_help = EXIT_CODES)]
     Scan(ScanArgs),
+    /// Plant a known attack in memory and measure every detector against it.
+    Bench(BenchArgs),
     /// Write a seeded synthetic dataset to try the tool on or to benchmark it.
     Generate(GenerateArgs),
 }
 
-#[derive(Debug, clap::Args)]
-pub struct ScanArgs {
+/// What to read and which columns play which role (shared by `scan` and `bench`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct InputArgs {
     /// A .parquet file, a folder of .parquet shards, a .csv/.tsv file, or an image folder
     /// laid out as ROOT/<class>/<image> (PNG or JPEG).
     pub input: PathBuf,
@@ -65,6 +68,91 @@ pub struct ScanArgs {
     #[arg(long, value_name = "FILE")]
     pub schema: Option<PathBuf>,
 
+    /// No progress bars (they are also hidden when stderr is not a terminal).
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// How samples are embedded and scored (shared by `scan` and `bench`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct DetectArgs {
+    /// Representations to compute: `auto` uses the probe for spectral signatures and
+    /// activation clustering and the raw view for k-NN label consistency.
+    #[arg(long, value_enum, default_value_t = EmbedderChoice::Auto)]
+    pub embedder: EmbedderChoice,
+
+    /// Precomputed embeddings: float32/float64 .npy, n x d, rows in dataset order.
+    #[arg(long, value_name = "FILE.npy")]
+    pub embeddings: Option<PathBuf>,
+
+    /// Upper bound on the poison rate; enables spectral signatures' own removal rule
+    /// (1.5 x rate per class). The verdict never needs it.
+    #[arg(long, value_name = "EPS")]
+    pub poison_rate: Option<f64>,
+
+    /// Spectral score: `centred` (the paper) or `uncentred` (ART, BackdoorBench).
+    #[arg(long, value_enum, default_value_t = crate::detect::spectral::Variant::Centred)]
+    pub spectral_variant: crate::detect::spectral::Variant,
+
+    /// Reduction before activation clustering's 2-means.
+    #[arg(long, value_enum, default_value_t = crate::detect::clustering::Reduce::Pca)]
+    pub reduce: crate::detect::clustering::Reduce,
+
+    /// Neighbours for k-NN label consistency.
+    #[arg(long, default_value_t = crate::detect::knn::DEFAULT_K)]
+    pub knn_k: usize,
+
+    /// Neighbour search: exact, or an approximate HNSW graph for large CPU runs.
+    #[arg(long, value_enum, default_value_t = crate::detect::knn::NeighbourIndex::Exact)]
+    pub knn_index: crate::detect::knn::NeighbourIndex,
+
+    /// Verdict: flag a sample when one other label holds at least this share of its
+    /// neighbours.
+    #[arg(long, default_value_t = crate::verdict::VerdictConfig::default().neighbour_share)]
+    pub neighbour_share: f64,
+
+    /// Verdict: a cluster fires when its members' mean neighbour disagreement is at least
+    /// this many robust standard deviations above the median cluster's.
+    #[arg(long, default_value_t = crate::verdict::VerdictConfig::default().cluster_z)]
+    pub cluster_z: f64,
+
+    /// Probe training epochs [default: about 800 steps, 3 to 30 epochs].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+
+    /// Probe embedding width.
+    #[arg(long, default_value_t = 64)]
+    pub width: usize,
+
+    /// Seed for the probe, k-means and sampling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EmbedderChoice {
+    /// Probe view for spectral and clustering, raw view for k-NN.
+    Auto,
+    /// Standardised features or [0, 1] pixels for every detector.
+    Raw,
+    /// The probe network's penultimate activations for every detector.
+    Probe,
+    /// Both views for every detector (for comparing; slower).
+    All,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ScanArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    #[command(flatten)]
+    pub detect: DetectArgs,
+
+    /// Only read and validate: no embeddings, no detectors.
+    #[arg(long)]
+    pub validate_only: bool,
+
     /// Treat warnings as errors.
     #[arg(long)]
     pub strict: bool,
@@ -76,10 +164,43 @@ pub struct ScanArgs {
     /// Also write DIR/report.json and DIR/scores.parquet (one row per sample).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+}
 
-    /// No progress bars (they are also hidden when stderr is not a terminal).
-    #[arg(long, short)]
-    pub quiet: bool,
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    #[command(flatten)]
+    pub detect: DetectArgs,
+
+    /// The attack to plant in memory (the input files are never written).
+    #[arg(long, value_enum, default_value_t = crate::attack::AttackKind::Clean)]
+    pub attack: crate::attack::AttackKind,
+
+    /// Share of the usable labelled rows to poison.
+    #[arg(long, default_value_t = 0.1)]
+    pub rate: f64,
+
+    /// Target class for patch and blend attacks [default: the first class].
+    #[arg(long)]
+    pub target: Option<String>,
+
+    /// Patch side in pixels (images) or trigger columns (tables) [default: a tenth of the
+    /// shorter image side, at least 1 (3 for 28-32 px images); 3 columns].
+    #[arg(long)]
+    pub patch: Option<usize>,
+
+    /// Blend weight of the pattern.
+    #[arg(long, default_value_t = 0.2)]
+    pub alpha: f64,
+
+    /// Seed for choosing and building the poisons.
+    #[arg(long, default_value_t = 0)]
+    pub attack_seed: u64,
+
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

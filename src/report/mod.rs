@@ -2,6 +2,7 @@
 //! summary or JSON on stdout, and with `--out DIR` written as `DIR/report.json` plus
 //! `DIR/scores.parquet`. Field meanings are documented in the README ("Report fields").
 
+pub mod detection;
 pub mod scores;
 pub mod text;
 
@@ -44,6 +45,8 @@ pub struct Report {
     pub classes: Vec<ClassCount>,
     pub findings: Vec<Finding>,
     pub summary: Summary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detection: Option<detection::DetectionReport>,
     pub gate: Gate,
 }
 
@@ -138,7 +141,12 @@ impl RowFlags {
 }
 
 impl Report {
-    pub fn build(dataset: &Dataset, findings: Vec<Finding>, strict: bool) -> (Report, RowFlags) {
+    pub fn build(
+        dataset: &Dataset,
+        findings: Vec<Finding>,
+        outcome: &detection::Outcome,
+        strict: bool,
+    ) -> (Report, RowFlags) {
         let flags = RowFlags::new(dataset.len(), &findings);
         let count = |s| findings.iter().filter(|f| f.severity == s).count();
         let (errors, warnings) = (count(Severity::Error), count(Severity::Warning));
@@ -156,6 +164,12 @@ impl Report {
                 "errors"
             };
             reasons.push(format!("{errors} validation {what}"));
+        }
+        let detection = detection::build(outcome, dataset);
+        if let Some(v) = detection.as_ref().and_then(|d| d.verdict.as_ref()) {
+            if v.flagged > 0 {
+                reasons.push(format!("{} samples suspected of poisoning", v.flagged));
+            }
         }
         let passed = reasons.is_empty();
         let gate = Gate {
@@ -191,6 +205,7 @@ impl Report {
             classes,
             findings,
             summary,
+            detection,
             gate,
         };
         (report, flags)
@@ -267,6 +282,7 @@ pub fn write_dir(
     report: &Report,
     dataset: &Dataset,
     flags: &RowFlags,
+    detection: &detection::Outcome,
 ) -> Result<(), ReportError> {
     let io = |path: &Path| {
         let path = path.to_owned();
@@ -287,7 +303,13 @@ pub fn write_dir(
     let json = serde_json::to_vec_pretty(report).map_err(std::io::Error::from);
     json.and_then(|j| write_atomic(&json_path, |f| f.write_all(&j)))
         .map_err(io(&json_path))?;
-    scores::write(&dir.join("scores.parquet"), report, dataset, flags)
+    scores::write(
+        &dir.join("scores.parquet"),
+        report,
+        dataset,
+        flags,
+        detection,
+    )
 }
 
 /// The absolute, symlink-free form of `path`, which need not exist yet: its deepest existing

@@ -75,6 +75,9 @@ pub fn render(report: &Report, out: &mut impl Write) -> io::Result<()> {
             writeln!(out, "  {:32}rows: {}{more}", "", f.rows.join(", "))?;
         }
     }
+    if let Some(d) = &report.detection {
+        detection(d, out)?;
+    }
     let g = &report.gate;
     if g.passed {
         writeln!(out, "gate: PASS (exit {})", g.exit_code)
@@ -86,4 +89,106 @@ pub fn render(report: &Report, out: &mut impl Write) -> io::Result<()> {
             g.exit_code
         )
     }
+}
+
+/// Flagged samples shown in the terminal (the JSON report lists more, scores.parquet all).
+const SHOWN_SAMPLES: usize = 10;
+
+fn detection(d: &super::detection::DetectionReport, out: &mut impl Write) -> io::Result<()> {
+    if let Some(why) = &d.skipped_because {
+        return writeln!(out, "detection: skipped: {why}");
+    }
+    let excluded: usize = d.rows_excluded.iter().map(|e| e.count).sum();
+    let views: Vec<String> = d
+        .views
+        .iter()
+        .map(|v| {
+            let mut s = format!(
+                "{} {}-d {:.1}s",
+                format!("{:?}", v.view).to_lowercase(),
+                v.dim,
+                v.seconds
+            );
+            if let Some(t) = &v.training {
+                let acc = t.accuracy.last().copied().unwrap_or(0.0);
+                s.push_str(&format!(
+                    " ({}, {} epochs, train accuracy {:.3})",
+                    t.architecture, t.epochs, acc
+                ));
+            }
+            s
+        })
+        .collect();
+    writeln!(
+        out,
+        "detection: {} rows used, {excluded} excluded; views: {}",
+        d.rows_used,
+        views.join("; ")
+    )?;
+    for e in &d.rows_excluded {
+        writeln!(
+            out,
+            "  excluded  {} rows: {} (first: {})",
+            e.count,
+            e.reason,
+            e.rows.join(", ")
+        )?;
+    }
+    let Some(v) = &d.verdict else { return Ok(()) };
+    writeln!(
+        out,
+        "  {:<12} {:>7} {:>8}  evidence",
+        "class", "size", "flagged"
+    )?;
+    for c in &v.classes {
+        let evidence: Vec<String> = c
+            .firings
+            .iter()
+            .map(|f| {
+                format!(
+                    "{}({}) {} {:.2} >= {:.2}: {}",
+                    f.detector,
+                    format!("{:?}", f.view).to_lowercase(),
+                    f.statistic,
+                    f.value,
+                    f.threshold,
+                    f.samples
+                )
+            })
+            .collect();
+        let evidence = if evidence.is_empty() {
+            "-".to_string()
+        } else {
+            evidence.join("; ")
+        };
+        writeln!(
+            out,
+            "  {:<12} {:>7} {:>8}  {evidence}",
+            c.label, c.size, c.flagged
+        )?;
+    }
+    for note in &v.notes {
+        writeln!(out, "  note: {note}")?;
+    }
+    if v.flagged > 0 {
+        writeln!(out, "  flagged samples, highest fused score first:")?;
+        for s in v.samples.iter().take(SHOWN_SAMPLES) {
+            writeln!(
+                out,
+                "    {} (label {}, score {:.2}): {}",
+                s.id,
+                s.label,
+                s.score,
+                s.reasons.join("; ")
+            )?;
+        }
+        if v.flagged > SHOWN_SAMPLES {
+            writeln!(
+                out,
+                "    and {} more (all in scores.parquet with --out)",
+                v.flagged - SHOWN_SAMPLES
+            )?;
+        }
+    }
+    Ok(())
 }

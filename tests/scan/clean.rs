@@ -1,6 +1,6 @@
 //! Clean real data (the digits fixtures) in every input layout passes the gate.
 
-use crate::util::{fixture, poisongate, scan_json};
+use crate::util::{fixture, poisongate, validate_json};
 
 fn assert_digits_classes(json: &serde_json::Value, per_class: Option<u64>) {
     let classes = json["classes"].as_array().unwrap();
@@ -18,7 +18,7 @@ fn assert_digits_classes(json: &serde_json::Value, per_class: Option<u64>) {
 
 #[test]
 fn digits_csv_passes_with_its_constant_pixels_reported() {
-    let run = scan_json(fixture("digits/digits.csv"), &[]);
+    let run = validate_json(fixture("digits/digits.csv"), &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let j = &run.json;
     assert_eq!(j["schema_version"], 1);
@@ -41,7 +41,7 @@ fn digits_csv_passes_with_its_constant_pixels_reported() {
 
 #[test]
 fn digits_parquet_reads_like_the_csv() {
-    let run = scan_json(fixture("digits/digits.parquet"), &[]);
+    let run = validate_json(fixture("digits/digits.parquet"), &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.json["input"]["format"], "parquet");
     assert_digits_classes(&run.json, None);
@@ -50,7 +50,7 @@ fn digits_parquet_reads_like_the_csv() {
 
 #[test]
 fn parquet_with_png_bytes_decodes_every_image() {
-    let run = scan_json(fixture("digits/digits_png.parquet"), &[]);
+    let run = validate_json(fixture("digits/digits_png.parquet"), &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let j = &run.json;
     assert_eq!(j["input"]["payload"], "images");
@@ -62,13 +62,13 @@ fn parquet_with_png_bytes_decodes_every_image() {
 
 #[test]
 fn image_folder_takes_classes_from_folder_names() {
-    let run = scan_json(fixture("digits/images"), &[]);
+    let run = validate_json(fixture("digits/images"), &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.json["input"]["format"], "image_folder");
     assert_eq!(run.json["input"]["rows"], 200);
     assert_digits_classes(&run.json, Some(20));
     let text = poisongate()
-        .arg("scan")
+        .args(["scan", "--validate-only"])
         .arg(fixture("digits/images"))
         .output()
         .unwrap();
@@ -90,7 +90,7 @@ fn a_folder_of_parquet_shards_is_one_dataset() {
         .arg(&shards)
         .assert()
         .success();
-    let run = scan_json(&shards, &[]);
+    let run = validate_json(&shards, &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.json["input"]["files"], 3);
     assert_eq!(run.json["input"]["rows"], 300);
@@ -98,7 +98,7 @@ fn a_folder_of_parquet_shards_is_one_dataset() {
 
 #[test]
 fn strict_turns_warnings_into_a_failed_gate() {
-    let run = scan_json(fixture("digits/digits.csv"), &["--strict"]);
+    let run = validate_json(fixture("digits/digits.csv"), &["--strict"]);
     assert_eq!(run.code, 1);
     assert_eq!(run.json["gate"]["passed"], false);
     assert_eq!(run.json["gate"]["strict"], true);
@@ -111,7 +111,7 @@ fn strict_turns_warnings_into_a_failed_gate() {
 #[test]
 fn text_summary_ends_with_the_verdict() {
     let out = poisongate()
-        .arg("scan")
+        .args(["scan", "--validate-only"])
         .arg(fixture("digits/digits.csv"))
         .output()
         .unwrap();

@@ -1,7 +1,7 @@
 //! A tabular set with planted defects: every defect becomes a finding that names its rule,
 //! column and rows, and the gate fails with exit code 1.
 
-use crate::util::{digits_lines, scan_json, set_field, write_lines};
+use crate::util::{digits_lines, set_field, validate_json, write_lines};
 
 /// Column index of `label` in the digits CSV.
 const LABEL: usize = 64;
@@ -32,7 +32,7 @@ fn planted_defects_are_each_reported_with_their_rows() {
     let path = dir.path().join("planted.csv");
     write_lines(&path, &lines);
 
-    let run = scan_json(&path, &[]);
+    let run = validate_json(&path, &[]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     let nan = run.finding("nan_value", Some("px03"));
     assert_eq!(
@@ -86,7 +86,7 @@ fn declared_schema_rules_are_enforced() {
         "#,
     )
     .unwrap();
-    let run = scan_json(
+    let run = validate_json(
         crate::util::fixture("digits/digits.csv"),
         &["--schema", schema.to_str().unwrap()],
     );
@@ -128,13 +128,13 @@ fn declared_null_fraction_turns_few_nulls_into_warnings() {
         .unwrap();
         p
     };
-    let tolerant = scan_json(&path, &["--schema", schema(0.01).to_str().unwrap()]);
+    let tolerant = validate_json(&path, &["--schema", schema(0.01).to_str().unwrap()]);
     assert_eq!(tolerant.code, 0, "{}", tolerant.stdout);
     assert_eq!(
         tolerant.finding("null_value", Some("px01"))["severity"],
         "warning"
     );
-    let strict = scan_json(&path, &["--schema", schema(0.001).to_str().unwrap()]);
+    let strict = validate_json(&path, &["--schema", schema(0.001).to_str().unwrap()]);
     assert_eq!(strict.code, 1);
     let too_many = strict.finding("too_many_nulls", Some("px01"));
     assert_eq!(ids(too_many), ["1", "2", "3"]);
@@ -161,7 +161,7 @@ fn text_ids_and_classes_are_checked() {
         csv.push_str(&format!("{id},{text},{label}\n"));
     }
     std::fs::write(&path, csv).unwrap();
-    let run = scan_json(&path, &["--text-col", "text", "--id", "id"]);
+    let run = validate_json(&path, &["--text-col", "text", "--id", "id"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert_eq!(run.json["input"]["payload"], "text");
     assert_eq!(run.json["input"]["id_column"], "id");
@@ -179,7 +179,7 @@ fn a_single_class_fails_the_gate() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("one.csv");
     std::fs::write(&path, "x,label\n1,a\n2,a\n3,a\n4,a\n5,a\n").unwrap();
-    let run = scan_json(&path, &[]);
+    let run = validate_json(&path, &[]);
     assert_eq!(run.code, 1);
     assert!(run.finding("single_class", Some("label"))["message"]
         .as_str()
@@ -192,7 +192,7 @@ fn text_columns_are_listed_as_ignored_not_dropped_silently() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mixed.csv");
     std::fs::write(&path, "name,x,y,label\nann,1,2,0\nbob,3,4,1\n").unwrap();
-    let run = scan_json(&path, &[]);
+    let run = validate_json(&path, &[]);
     assert_eq!(
         run.json["input"]["feature_columns"],
         serde_json::json!(["x", "y"])

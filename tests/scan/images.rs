@@ -2,7 +2,7 @@
 
 use image::ColorType;
 
-use crate::util::{image_folder, png, png_claiming, scan_json};
+use crate::util::{image_folder, png, png_claiming, validate_json};
 
 #[test]
 fn odd_sizes_and_colour_types_are_converted_and_reported() {
@@ -12,7 +12,7 @@ fn odd_sizes_and_colour_types_are_converted_and_reported() {
     std::fs::write(root.join("cat/big.png"), png(16, 12, ColorType::L8, 1)).unwrap();
     std::fs::write(root.join("dog/colour.png"), png(8, 8, ColorType::Rgb8, 2)).unwrap();
     std::fs::write(root.join("dog/alpha.png"), png(8, 8, ColorType::Rgba8, 3)).unwrap();
-    let run = scan_json(root, &[]);
+    let run = validate_json(root, &[]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let image = &run.json["input"]["image"];
     assert_eq!(
@@ -32,7 +32,7 @@ fn odd_sizes_and_colour_types_are_converted_and_reported() {
         serde_json::json!(["dog/alpha.png"])
     );
     // --image-size overrides the most common size.
-    let sized = scan_json(root, &["--image-size", "4x4"]);
+    let sized = validate_json(root, &["--image-size", "4x4"]);
     assert_eq!(sized.json["input"]["image"]["width"], 4);
     assert_eq!(sized.finding("mixed_sizes", None)["count"], 15);
 }
@@ -47,7 +47,7 @@ fn broken_empty_and_huge_images_fail_the_gate_and_are_named() {
     let good = png(8, 8, ColorType::L8, 9);
     std::fs::write(root.join("b/truncated.png"), &good[..good.len() - 20]).unwrap();
     std::fs::write(root.join("b/huge.png"), png_claiming(100_000, 100_000)).unwrap();
-    let run = scan_json(root, &[]);
+    let run = validate_json(root, &[]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     let bad = run.finding("undecodable_image", None);
     assert_eq!(bad["severity"], "error");
@@ -60,7 +60,7 @@ fn broken_empty_and_huge_images_fail_the_gate_and_are_named() {
         "failed images stay in the dataset"
     );
     let text = crate::util::poisongate()
-        .arg("scan")
+        .args(["scan", "--validate-only"])
         .arg(root)
         .output()
         .unwrap();
@@ -78,7 +78,7 @@ fn hostile_header_is_refused_before_allocation() {
     )
     .unwrap();
     let out = crate::util::poisongate()
-        .arg("scan")
+        .args(["scan", "--validate-only"])
         .arg(dir.path())
         .output()
         .unwrap();
@@ -103,7 +103,7 @@ fn unreadable_entries_are_findings_not_crashes() {
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
     // Root reads the file anyway; then only the folder can be unreadable.
     let privileged = std::fs::read(&locked).is_ok();
-    let run = scan_json(root, &[]);
+    let run = validate_json(root, &[]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     let bad = run.finding("undecodable_image", None);
     let mut expected = vec!["a/folder.png"];
@@ -122,7 +122,7 @@ fn stray_files_and_empty_classes_are_reported() {
     std::fs::write(root.join("README.txt"), "about").unwrap();
     std::fs::write(root.join("a/notes.json"), "{}").unwrap();
     std::fs::create_dir(root.join("empty")).unwrap();
-    let run = scan_json(root, &[]);
+    let run = validate_json(root, &[]);
     assert_eq!(run.code, 0, "warnings only: {}", run.stdout);
     let ignored = run.finding("ignored_file", None)["message"]
         .as_str()
@@ -147,7 +147,7 @@ fn duplicate_images_with_other_labels_are_conflicts() {
     image_folder(root, &["a", "b"], 5);
     std::fs::copy(root.join("a/0.png"), root.join("b/copy.png")).unwrap();
     std::fs::copy(root.join("a/1.png"), root.join("a/copy.png")).unwrap();
-    let run = scan_json(root, &[]);
+    let run = validate_json(root, &[]);
     assert_eq!(run.code, 1);
     assert_eq!(
         run.finding("conflicting_duplicates", None)["rows"],
@@ -167,7 +167,7 @@ fn non_utf8_file_names_are_read_and_reported() {
     image_folder(root, &["a", "b"], 5);
     let name = std::ffi::OsStr::from_bytes(b"caf\xe9.png");
     std::fs::write(root.join("a").join(name), png(8, 8, ColorType::L8, 77)).unwrap();
-    let run = scan_json(root, &[]);
+    let run = validate_json(root, &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.json["input"]["rows"], 11);
     let finding = run.finding("non_utf8_name", None);

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod clean;
+mod detection;
 mod findings;
 mod images;
 mod outputs;

@@ -7,7 +7,7 @@ use std::path::Path;
 use arrow::array::{Array, AsArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::util::{fixture, image_folder, scan_json};
+use crate::util::{fixture, image_folder, validate_json};
 
 /// Every file under `root` with its bytes, to prove nothing was written.
 fn snapshot(root: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -34,7 +34,7 @@ fn out_dir_holds_the_report_and_per_sample_scores() {
     crate::util::set_field(&mut lines, 3, 10, "NaN");
     crate::util::write_lines(&input, &lines);
     let out = dir.path().join("report");
-    let run = scan_json(&input, &["--out", out.to_str().unwrap()]);
+    let run = validate_json(&input, &["--out", out.to_str().unwrap()]);
     assert_eq!(run.code, 1);
     let written: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
@@ -88,11 +88,11 @@ fn inputs_are_never_written() {
     image_folder(&root, &["a", "b"], 5);
     let before = snapshot(&root);
     let inside = root.join("report");
-    let run = scan_json(&root, &["--out", inside.to_str().unwrap()]);
+    let run = validate_json(&root, &["--out", inside.to_str().unwrap()]);
     crate::util::assert_error(&run, &["would write into the input"]);
     let outside = dir.path().join("report");
     assert_eq!(
-        scan_json(&root, &["--out", outside.to_str().unwrap()]).code,
+        validate_json(&root, &["--out", outside.to_str().unwrap()]).code,
         0
     );
     assert!(!inside.exists(), "the refused --out folder was not created");
@@ -107,7 +107,7 @@ fn inputs_are_never_written() {
         "digits_png.parquet",
         "images",
     ] {
-        scan_json(digits.join(name), &["--out", out.to_str().unwrap()]);
+        validate_json(digits.join(name), &["--out", out.to_str().unwrap()]);
     }
     assert_eq!(snapshot(&digits), before);
 }

@@ -24,7 +24,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(out: Output) -> Self {
+    pub fn from_output(out: Output) -> Self {
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         Run {
             code: out.status.code().expect("not killed by a signal"),
@@ -81,11 +81,17 @@ pub fn scan_json(input: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Run {
         .args(args)
         .output()
         .expect("the binary runs");
-    Run::from(out)
+    Run::from_output(out)
+}
+
+/// `poisongate scan <input> --format json --validate-only <args>`: for tests of reading and
+/// validation, which the detectors' verdict must not blur.
+pub fn validate_json(input: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Run {
+    scan_json(input, &[&["--validate-only"], args].concat())
 }
 
 pub fn run(args: &[&std::ffi::OsStr]) -> Run {
-    Run::from(poisongate().args(args).output().expect("the binary runs"))
+    Run::from_output(poisongate().args(args).output().expect("the binary runs"))
 }
 
 /// Asserts a run failed with exit code 2 and an error line on stderr containing each part.

@@ -1,0 +1,127 @@
+//! `poisongate bench`: plant a known attack in memory, run every detector, and measure each
+//! against the known poisons: precision, recall, F1, AUROC, TPR at 1 % FPR, time.
+
+use std::io::Write;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::attack;
+use crate::cli::config::BenchConfig;
+use crate::cli::Format;
+use crate::detect::metrics::{auroc, quality, tpr_at_fpr, Quality};
+use crate::pipeline::analyse;
+use crate::progress::Progress;
+use crate::report::ReportError;
+use crate::{scan, Error, ExitStatus};
+
+#[derive(Debug, Serialize)]
+pub struct MethodResult {
+    pub method: String,
+    pub view: String,
+    #[serde(flatten)]
+    pub quality: Quality,
+    pub auroc: Option<f64>,
+    pub tpr_at_1pct_fpr: Option<f64>,
+    pub seconds: f64,
+    /// What the method saw in each class.
+    pub classes: Vec<crate::detect::ClassStatistic>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    pub input: String,
+    pub attack: attack::AttackKind,
+    pub rate: f64,
+    pub poisons: usize,
+    pub rows: usize,
+    pub methods: Vec<MethodResult>,
+}
+
+pub fn run(config: &BenchConfig) -> Result<ExitStatus, Error> {
+    let progress = Progress::new(config.input.progress);
+    let (mut dataset, _) = scan::load(&config.input, None, &progress)?;
+    let truth_rows = attack::inject(&mut dataset, &config.attack)?;
+    let start = Instant::now();
+    let Some(analysis) = analyse(&dataset, &config.detect, &progress)? else {
+        return Err(attack::AttackError::NoLabels.into());
+    };
+    let total = start.elapsed().as_secs_f64();
+    let truth: Vec<bool> = analysis
+        .subset
+        .rows
+        .iter()
+        .map(|&r| truth_rows[r as usize])
+        .collect();
+    let mut methods = Vec::new();
+    for run in &analysis.runs {
+        let d = &run.detection;
+        methods.push(MethodResult {
+            method: d.detector.to_string(),
+            view: format!("{:?}", d.view).to_lowercase(),
+            quality: quality(&d.flags, &truth),
+            auroc: auroc(&d.scores, &truth),
+            tpr_at_1pct_fpr: tpr_at_fpr(&d.scores, &truth, 0.01),
+            seconds: run.seconds,
+            classes: d.classes.clone(),
+        });
+    }
+    let v = &analysis.verdict;
+    methods.push(MethodResult {
+        method: "fused".into(),
+        view: "all".into(),
+        quality: quality(&v.flags, &truth),
+        auroc: auroc(&v.scores, &truth),
+        tpr_at_1pct_fpr: tpr_at_fpr(&v.scores, &truth, 0.01),
+        seconds: total,
+        classes: Vec::new(),
+    });
+    let report = BenchReport {
+        input: config.input.path.display().to_string(),
+        attack: config.attack.kind,
+        rate: config.attack.rate,
+        poisons: truth.iter().filter(|&&t| t).count(),
+        rows: truth.len(),
+        methods,
+    };
+    print(&report, config.format).map_err(|source| ReportError::Io {
+        path: "<stdout>".into(),
+        source,
+    })?;
+    Ok(ExitStatus::Success)
+}
+
+fn print(report: &BenchReport, format: Format) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if format == Format::Json {
+        serde_json::to_writer_pretty(&mut out, report)?;
+        return writeln!(out);
+    }
+    writeln!(
+        out,
+        "{} {:?} rate {} : {} poisons in {} rows",
+        report.input, report.attack, report.rate, report.poisons, report.rows
+    )?;
+    writeln!(
+        out,
+        "{:<12} {:<8} {:>7} {:>9} {:>7} {:>6} {:>6} {:>9} {:>8}",
+        "method", "view", "flagged", "precision", "recall", "f1", "auroc", "tpr@1%fpr", "seconds"
+    )?;
+    let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+    for m in &report.methods {
+        writeln!(
+            out,
+            "{:<12} {:<8} {:>7} {:>9.3} {:>7.3} {:>6.3} {:>6} {:>9} {:>8.3}",
+            m.method,
+            m.view,
+            m.quality.flagged,
+            m.quality.precision,
+            m.quality.recall,
+            m.quality.f1,
+            opt(m.auroc),
+            opt(m.tpr_at_1pct_fpr),
+            m.seconds
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,284 @@
+//! Deep k-NN label consistency (Peri et al., 2020): find each sample's k nearest neighbours in
+//! embedding space (itself excluded). The sample is flagged when the plurality label of its
+//! neighbours is not its own. Its score is the share of neighbours that carry another label.
+//!
+//! The search is exact. For one block of queries at a time the dot products with every row
+//! are one matrix product (candle), so the `n x n` matrix never exists; each query's k
+//! smallest `|x|^2 - 2 q.x` (its squared distances less its own constant norm) are then
+//! selected in parallel (rayon).
+
+use candle_core::{DType, Tensor, D};
+use rayon::prelude::*;
+
+use super::{ClassStatistic, Detection, Points};
+use crate::embed::{CandleContext, EmbedError, Embedding, Subset};
+
+/// Bytes of distances one block may hold.
+const BLOCK_BYTES: usize = 32 << 20;
+
+/// The default k. Peri et al. found the defence works over a wide range of k. Ten is what
+/// common k-NN practice uses, and it is small enough that a class of 11 or more samples can
+/// fill a neighbourhood on its own.
+pub const DEFAULT_K: usize = 10;
+
+/// How neighbours are found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum NeighbourIndex {
+    /// Exact blockwise search (the reference, and the default: on two cores it was faster
+    /// than the HNSW graph at 200,000 x 128; see benches/RESULTS.md).
+    Exact,
+    /// Approximate HNSW graph (hnsw_rs).
+    Hnsw,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KnnConfig {
+    pub k: usize,
+    pub index: NeighbourIndex,
+    /// HNSW search breadth.
+    pub ef: usize,
+}
+
+impl Default for KnnConfig {
+    fn default() -> Self {
+        KnnConfig {
+            k: DEFAULT_K,
+            index: NeighbourIndex::Exact,
+            ef: 64,
+        }
+    }
+}
+
+/// Indices (`n x k`, row-major, nearest first) of each row's k nearest other rows, by
+/// Euclidean distance; ties are broken by the lower index. `k` must be below the row count.
+pub fn neighbours(matrix: &Tensor, k: usize) -> Result<Vec<u32>, EmbedError> {
+    let n = matrix.dim(0).context("k-NN")?;
+    if k == 0 || n <= k {
+        return Ok(Vec::new());
+    }
+    let x = matrix.to_dtype(DType::F32).context("k-NN")?;
+    let norms: Vec<f32> = x
+        .sqr()
+        .and_then(|s| s.sum(D::Minus1))
+        .and_then(|s| s.to_vec1())
+        .context("k-NN norms")?;
+    let xt = x.t().context("k-NN")?;
+    let block = (BLOCK_BYTES / (4 * n)).clamp(1, n);
+    let mut out = vec![0u32; n * k];
+    for start in (0..n).step_by(block) {
+        let len = block.min(n - start);
+        // Only the products come back from the device; the distances are formed while
+        // selecting, so no second n-wide pass is needed.
+        let products = x
+            .narrow(0, start, len)
+            .and_then(|q| q.matmul(&xt))
+            .and_then(|g| g.flatten_all())
+            .and_then(|g| g.to_vec1::<f32>())
+            .context("k-NN distances")?;
+        out[start * k..(start + len) * k]
+            .par_chunks_mut(k)
+            .zip(products.par_chunks(n))
+            .enumerate()
+            .for_each(|(i, (best, row))| select(row, &norms, start + i, best));
+    }
+    Ok(out)
+}
+
+/// Writes into `best` the indices of the rows nearest to row `query`, itself excluded,
+/// nearest first, given its dot products with every row and every row's squared norm. The
+/// query's own norm is the same for every candidate, so it is left out of the comparison.
+fn select(products: &[f32], norms: &[f32], query: usize, best: &mut [u32]) {
+    let k = best.len();
+    // A sorted list of (distance, index) kept at k entries: k is small, so insertion beats a
+    // heap.
+    let mut top: Vec<(f32, u32)> = Vec::with_capacity(k + 1);
+    for (j, (&g, &norm)) in products.iter().zip(norms).enumerate() {
+        let d = norm - 2.0 * g;
+        if j == query || (top.len() == k && d >= top[k - 1].0) {
+            continue;
+        }
+        let at = top.partition_point(|&(e, _)| e <= d);
+        top.insert(at, (d, j as u32));
+        top.truncate(k);
+    }
+    for (b, (_, j)) in best.iter_mut().zip(top) {
+        *b = j;
+    }
+}
+
+/// Each sample's neighbourhood vote, for the verdict and the report.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Votes {
+    pub k: usize,
+    /// The most common label among the neighbours other than the sample's own, and its votes.
+    pub top_other: Vec<(u32, u32)>,
+}
+
+pub fn run(
+    embedding: &Embedding,
+    points: &Points<'_>,
+    config: &KnnConfig,
+) -> Result<(Detection, Votes), EmbedError> {
+    let subset: &Subset = points.subset;
+    let n = subset.len();
+    let k = config.k.min(n.saturating_sub(1));
+    let index = config.index;
+    let nn = match index {
+        NeighbourIndex::Hnsw => super::hnsw::neighbours(points.values(), points.dim, k, config.ef),
+        NeighbourIndex::Exact => neighbours(&embedding.matrix, k)?,
+    };
+    let mut scores = vec![0f32; n];
+    let mut flags = vec![false; n];
+    let mut votes = Votes {
+        k,
+        top_other: vec![(0, 0); n],
+    };
+    let mut counts = vec![0u32; subset.n_classes];
+    for i in 0..n {
+        if k == 0 {
+            break;
+        }
+        let own = subset.labels[i];
+        counts.iter_mut().for_each(|c| *c = 0);
+        for &j in &nn[i * k..(i + 1) * k] {
+            counts[subset.labels[j as usize] as usize] += 1;
+        }
+        let same = counts[own as usize];
+        scores[i] = (k as u32 - same) as f32 / k as f32;
+        let top = (0..subset.n_classes as u32)
+            .filter(|&c| c != own)
+            .max_by_key(|&c| (counts[c as usize], std::cmp::Reverse(c)))
+            .map_or((own, 0), |c| (c, counts[c as usize]));
+        votes.top_other[i] = top;
+        // Plurality: flagged only when another label has strictly more votes than the own one.
+        flags[i] = top.1 > same;
+    }
+    let mut classes = Vec::new();
+    for (class, rows) in points.classes().iter().enumerate() {
+        if rows.is_empty() {
+            continue;
+        }
+        let mean: f64 =
+            rows.iter().map(|&r| scores[r as usize] as f64).sum::<f64>() / rows.len() as f64;
+        classes.push(ClassStatistic {
+            class: class as u32,
+            size: rows.len(),
+            statistic: "mean_disagreement",
+            value: mean,
+            threshold: None,
+            flagged: rows.iter().filter(|&&r| flags[r as usize]).count(),
+        });
+    }
+    let detection = Detection {
+        detector: "knn",
+        view: points.view,
+        parameters: vec![
+            ("k".into(), k.to_string()),
+            ("index".into(), format!("{index:?}").to_lowercase()),
+        ],
+        scores,
+        flags,
+        classes,
+    };
+    Ok((detection, votes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embed::View;
+    use candle_core::Device;
+    use rand::{Rng, SeedableRng};
+
+    /// The obvious O(n^2 d) search, with exact differences.
+    fn neighbours_slow(values: &[f32], d: usize, k: usize) -> Vec<u32> {
+        let n = values.len() / d;
+        let mut out = Vec::new();
+        for i in 0..n {
+            let mut all: Vec<(f64, u32)> = (0..n)
+                .filter(|&j| j != i)
+                .map(|j| {
+                    let s: f64 = (0..d)
+                        .map(|t| (values[i * d + t] as f64 - values[j * d + t] as f64).powi(2))
+                        .sum();
+                    (s, j as u32)
+                })
+                .collect();
+            all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            out.extend(all[..k].iter().map(|&(_, j)| j));
+        }
+        out
+    }
+
+    #[test]
+    fn matches_the_slow_search_on_random_data() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        for (n, d, k) in [(50, 3, 5), (37, 1, 4), (130, 16, 10)] {
+            let values: Vec<f32> = (0..n * d).map(|_| rng.random_range(-10.0..10.0)).collect();
+            let t = Tensor::from_vec(values.clone(), (n, d), &Device::Cpu).unwrap();
+            assert_eq!(
+                neighbours(&t, k).unwrap(),
+                neighbours_slow(&values, d, k),
+                "n={n} d={d} k={k}"
+            );
+        }
+    }
+
+    #[test]
+    fn k_at_or_above_n_gives_no_neighbours() {
+        let t = Tensor::zeros((3, 2), DType::F32, &Device::Cpu).unwrap();
+        assert!(neighbours(&t, 3).unwrap().is_empty());
+        assert_eq!(neighbours(&t, 2).unwrap(), [1, 2, 0, 2, 0, 1]);
+    }
+
+    #[test]
+    fn a_flipped_label_is_flagged_and_scored() {
+        // Two tight groups on a line; sample 3 sits in group A but carries B's label.
+        let values = vec![0.0f32, 0.1, 0.2, 0.3, 0.4, 10.0, 10.1, 10.2, 10.3, 10.4];
+        let labels = vec![0, 0, 0, 1, 0, 1, 1, 1, 1, 1];
+        let subset = Subset {
+            rows: (0..10).collect(),
+            labels,
+            n_classes: 2,
+            excluded: Vec::new(),
+        };
+        let embedding = Embedding {
+            view: View::Raw,
+            matrix: Tensor::from_vec(values.clone(), (10, 1), &Device::Cpu).unwrap(),
+            training: None,
+        };
+        let points = Points::from_vec(values, 1, &subset, View::Raw);
+        let (d, votes) = run(
+            &embedding,
+            &points,
+            &KnnConfig {
+                k: 3,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(votes.top_other[3], (0, 3));
+        assert_eq!(votes.top_other[2], (1, 1));
+        assert_eq!(
+            d.flags,
+            [false, false, false, true, false, false, false, false, false, false]
+        );
+        assert_eq!(d.scores[3], 1.0);
+        assert!(
+            (d.scores[2] - 1.0 / 3.0).abs() < 1e-6,
+            "neighbour 3 disagrees with 2"
+        );
+        // k larger than the whole set is capped at n - 1.
+        let (all, _) = run(
+            &embedding,
+            &points,
+            &KnnConfig {
+                k: 50,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(all.parameters[0], ("k".to_string(), "9".to_string()));
+    }
+}

@@ -1,0 +1,146 @@
+//! The `precomputed` view: vectors the user computed elsewhere, from an `.npy` file (float32
+//! or float64, `n x d`, rows in dataset order), or a table payload read from a vector column.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+
+use super::{CandleContext, EmbedError, Embedding, Subset, View};
+use crate::dataset::Table;
+
+/// Reads `path` and keeps the subset's rows. The file must have one row per dataset row.
+pub fn from_npy(
+    path: &Path,
+    dataset_rows: usize,
+    subset: &Subset,
+    device: &Device,
+) -> Result<Embedding, EmbedError> {
+    let file_err = |problem: String| EmbedError::File {
+        path: path.to_owned(),
+        problem,
+    };
+    // Open it ourselves first so that a missing or unreadable file is named as such.
+    std::fs::File::open(path).map_err(|e| file_err(format!("cannot read: {e}")))?;
+    let t =
+        Tensor::read_npy(path).map_err(|e| file_err(format!("not a readable .npy array: {e}")))?;
+    let dims = t.dims().to_vec();
+    let [n, d] = dims[..] else {
+        return Err(file_err(format!(
+            "has shape {dims:?}; expected a 2-D array (rows x dimensions)"
+        )));
+    };
+    if n != dataset_rows {
+        return Err(file_err(format!(
+            "has {n} rows but the dataset has {dataset_rows}; rows must be in dataset order"
+        )));
+    }
+    if d == 0 {
+        return Err(file_err("has 0 dimensions per row".into()));
+    }
+    if !matches!(t.dtype(), DType::F32 | DType::F64) {
+        return Err(file_err(format!(
+            "has dtype {:?}; expected float32 or float64",
+            t.dtype()
+        )));
+    }
+    let t = t.to_dtype(DType::F32).context("reading embeddings")?;
+    let values = t
+        .flatten_all()
+        .and_then(|t| t.to_vec1::<f32>())
+        .context("reading embeddings")?;
+    if let Some(bad) = values.iter().position(|v| !v.is_finite()) {
+        return Err(file_err(format!(
+            "row {} holds a non-finite value ({}); expected finite numbers",
+            bad / d,
+            values[bad]
+        )));
+    }
+    let table = Table {
+        columns: (0..d).map(|j| j.to_string()).collect(),
+        values,
+    };
+    from_table(&table, subset, device)
+}
+
+/// The subset's rows of a table, unchanged (no standardisation: the vectors are the user's).
+pub fn from_table(
+    table: &Table,
+    subset: &Subset,
+    device: &Device,
+) -> Result<Embedding, EmbedError> {
+    let d = table.dim();
+    let mut values = Vec::with_capacity(subset.len() * d);
+    for &r in &subset.rows {
+        values.extend_from_slice(table.row(r as usize));
+    }
+    let matrix =
+        Tensor::from_vec(values, (subset.len(), d), device).context("precomputed embedding")?;
+    Ok(Embedding {
+        view: View::Precomputed,
+        matrix,
+        training: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subset(n: usize) -> Subset {
+        Subset {
+            rows: (0..n as u32).collect(),
+            labels: vec![0; n],
+            n_classes: 1,
+            excluded: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn float64_npy_is_read_and_row_counts_must_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.npy");
+        let t = Tensor::new(&[[1.0f64, 2.0], [3.0, 4.0], [5.0, 6.0]], &Device::Cpu).unwrap();
+        t.write_npy(&path).unwrap();
+        let e = from_npy(&path, 3, &subset(3), &Device::Cpu).unwrap();
+        assert_eq!(e.to_host().unwrap(), [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let err = from_npy(&path, 4, &subset(4), &Device::Cpu)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with("e.npy: has 3 rows but the dataset has 4; rows must be in dataset order"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn wrong_shape_nan_and_garbage_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let flat = dir.path().join("flat.npy");
+        Tensor::new(&[1.0f32, 2.0], &Device::Cpu)
+            .unwrap()
+            .write_npy(&flat)
+            .unwrap();
+        let err = from_npy(&flat, 2, &subset(2), &Device::Cpu)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("has shape [2]; expected a 2-D array"), "{err}");
+        let nan = dir.path().join("nan.npy");
+        Tensor::new(&[[1.0f32], [f32::NAN]], &Device::Cpu)
+            .unwrap()
+            .write_npy(&nan)
+            .unwrap();
+        let err = from_npy(&nan, 2, &subset(2), &Device::Cpu)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("row 1 holds a non-finite value"), "{err}");
+        let junk = dir.path().join("junk.npy");
+        std::fs::write(&junk, b"not numpy").unwrap();
+        let err = from_npy(&junk, 2, &subset(2), &Device::Cpu)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a readable .npy array"), "{err}");
+        let missing =
+            from_npy(&dir.path().join("none.npy"), 2, &subset(2), &Device::Cpu).unwrap_err();
+        assert!(missing.to_string().contains("cannot read"));
+    }
+}

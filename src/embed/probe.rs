@@ -1,0 +1,411 @@
+//! The `probe` view: a small network trained on the dataset itself (seeded), whose penultimate
+//! activations are returned. Tabular data (and images too small for two 2x2 pools) get an MLP,
+//! images a two-block CNN, after average pooling to at most 32 px a side. Spectral signatures and activation clustering were designed for exactly this
+//! representation: a model trained on the possibly poisoned labels.
+//!
+//! Tabular inputs are scaled as in the raw view. Weights are drawn from a seeded generator (PyTorch's default uniform bounds, 1/sqrt(fan_in))
+//! so that the same seed gives the same embedding.
+
+use candle_core::{DType, Device, Module, Tensor, Var, D};
+use candle_nn::{Conv2d, Conv2dConfig, Linear, Optimizer};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use super::{raw, CandleContext, EmbedError, Embedding, Subset, View};
+use crate::dataset::{Images, Payload};
+use crate::progress::Progress;
+
+/// Training steps the default epoch count aims for.
+const TARGET_STEPS: usize = 800;
+/// Images are average-pooled so that neither side exceeds this before the CNN.
+const MAX_CNN_SIDE: usize = 32;
+const BATCH: usize = 64;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeConfig {
+    /// `None`: enough epochs for about 800 steps, between 3 and 30.
+    pub epochs: Option<usize>,
+    /// Width of the penultimate layer (the embedding dimension).
+    pub width: usize,
+    pub learning_rate: f64,
+    pub seed: u64,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        ProbeConfig {
+            epochs: None,
+            width: 64,
+            learning_rate: 1e-3,
+            seed: 0,
+        }
+    }
+}
+
+/// What the report says about the probe's training.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrainingSummary {
+    pub architecture: String,
+    pub parameters: usize,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub seed: u64,
+    /// Mean training loss and accuracy of each epoch.
+    pub loss: Vec<f32>,
+    pub accuracy: Vec<f32>,
+}
+
+enum Net {
+    Mlp {
+        hidden: Linear,
+        features: Linear,
+    },
+    Cnn {
+        pool: usize,
+        c1: Conv2d,
+        c2: Conv2d,
+        features: Linear,
+    },
+}
+
+struct Probe {
+    net: Net,
+    head: Linear,
+    vars: Vec<Var>,
+}
+
+struct Init {
+    rng: StdRng,
+    vars: Vec<Var>,
+    device: Device,
+}
+
+impl Init {
+    /// A tensor with values uniform in ±1/sqrt(fan_in), registered for training.
+    fn uniform(&mut self, shape: &[usize], fan_in: usize) -> Result<Tensor, EmbedError> {
+        let bound = 1.0 / (fan_in as f32).sqrt();
+        let n = shape.iter().product();
+        let data: Vec<f32> = (0..n)
+            .map(|_| self.rng.random_range(-bound..bound))
+            .collect();
+        let t = Tensor::from_vec(data, shape, &self.device).context("probe initialisation")?;
+        let var = Var::from_tensor(&t).context("probe initialisation")?;
+        let t = var.as_tensor().clone();
+        self.vars.push(var);
+        Ok(t)
+    }
+
+    fn linear(&mut self, inputs: usize, outputs: usize) -> Result<Linear, EmbedError> {
+        let w = self.uniform(&[outputs, inputs], inputs)?;
+        let b = self.uniform(&[outputs], inputs)?;
+        Ok(Linear::new(w, Some(b)))
+    }
+
+    fn conv(&mut self, inputs: usize, outputs: usize) -> Result<Conv2d, EmbedError> {
+        let fan_in = inputs * 9;
+        let w = self.uniform(&[outputs, inputs, 3, 3], fan_in)?;
+        let b = self.uniform(&[outputs], fan_in)?;
+        let config = Conv2dConfig {
+            padding: 1,
+            ..Default::default()
+        };
+        Ok(Conv2d::new(w, Some(b), config))
+    }
+}
+
+impl Probe {
+    fn features(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match &self.net {
+            Net::Mlp { hidden, features } => features.forward(&hidden.forward(x)?.relu()?)?.relu(),
+            Net::Cnn {
+                pool,
+                c1,
+                c2,
+                features,
+            } => {
+                let x = if *pool > 1 {
+                    x.avg_pool2d(*pool)?
+                } else {
+                    x.clone()
+                };
+                let x = c1.forward(&x)?.relu()?.max_pool2d(2)?;
+                let x = c2.forward(&x)?.relu()?.max_pool2d(2)?;
+                features.forward(&x.flatten_from(1)?)?.relu()
+            }
+        }
+    }
+
+    fn parameters(&self) -> usize {
+        self.vars.iter().map(|v| v.elem_count()).sum()
+    }
+}
+
+/// Inputs as a tensor (tabular: standardised `m x d`; images: `m x c x h x w` in [0, 1]) and
+/// the network that fits them.
+fn build(
+    payload: &Payload,
+    subset: &Subset,
+    config: &ProbeConfig,
+    device: &Device,
+) -> Result<(Tensor, Probe, String), EmbedError> {
+    let mut init = Init {
+        rng: StdRng::seed_from_u64(config.seed),
+        vars: Vec::new(),
+        device: device.clone(),
+    };
+    let (input, net, architecture) = match payload {
+        Payload::Table(t) => {
+            let x = Tensor::from_vec(
+                raw::scaled(t, &subset.rows),
+                (subset.len(), t.dim()),
+                device,
+            )
+            .context("probe input")?;
+            mlp(x, t.dim(), config.width, &mut init)?
+        }
+        Payload::Images(img) if cnn_pool(img).is_some() => {
+            cnn(img, subset, config.width, &mut init)?
+        }
+        Payload::Images(img) => {
+            let per = img.pixels_per_image();
+            let pixels: Vec<f32> = subset
+                .rows
+                .iter()
+                .flat_map(|&r| img.image(r as usize).iter().map(|&p| p as f32 / 255.0))
+                .collect();
+            let x = Tensor::from_vec(pixels, (subset.len(), per), device).context("probe input")?;
+            mlp(x, per, config.width, &mut init)?
+        }
+        Payload::Text(_) => return Err(EmbedError::Unsupported("probe")),
+    };
+    let head = init.linear(config.width, subset.n_classes)?;
+    let probe = Probe {
+        net,
+        head,
+        vars: init.vars,
+    };
+    Ok((input, probe, architecture))
+}
+
+fn mlp(
+    x: Tensor,
+    d: usize,
+    width: usize,
+    init: &mut Init,
+) -> Result<(Tensor, Net, String), EmbedError> {
+    let net = Net::Mlp {
+        hidden: init.linear(d, width)?,
+        features: init.linear(width, width)?,
+    };
+    Ok((x, net, format!("mlp {d}-{width}-{width}")))
+}
+
+/// The input pooling factor for the CNN, or `None` if the pooled image would be under 8 px
+/// on a side (two 2x2 max-pools need at least 4, and 8 leaves some spatial structure).
+fn cnn_pool(img: &Images) -> Option<usize> {
+    let (w, h) = (img.width as usize, img.height as usize);
+    let pool = w.max(h).div_ceil(MAX_CNN_SIDE);
+    (w.min(h) / pool >= 8).then_some(pool)
+}
+
+fn cnn(
+    img: &Images,
+    subset: &Subset,
+    width: usize,
+    init: &mut Init,
+) -> Result<(Tensor, Net, String), EmbedError> {
+    let (w, h, c) = (
+        img.width as usize,
+        img.height as usize,
+        img.channels as usize,
+    );
+    // Channel-first layout for the convolutions.
+    let mut x = Vec::with_capacity(subset.len() * c * h * w);
+    for &r in &subset.rows {
+        let image = img.image(r as usize);
+        for ch in 0..c {
+            x.extend((0..h * w).map(|p| image[p * c + ch] as f32 / 255.0));
+        }
+    }
+    let x = Tensor::from_vec(x, (subset.len(), c, h, w), &init.device).context("probe input")?;
+    let pool = cnn_pool(img).unwrap_or(1);
+    let (ph, pw) = (h / pool / 4, w / pool / 4);
+    let flat = 32 * ph * pw;
+    let net = Net::Cnn {
+        pool,
+        c1: init.conv(c, 16)?,
+        c2: init.conv(16, 32)?,
+        features: init.linear(flat, width)?,
+    };
+    let architecture = format!("cnn {c}x{h}x{w} /{pool} conv16 conv32 fc{width}");
+    Ok((x, net, architecture))
+}
+
+/// Trains the probe on the subset's labels and returns its penultimate activations.
+pub fn embed(
+    payload: &Payload,
+    subset: &Subset,
+    config: &ProbeConfig,
+    device: &Device,
+    progress: &Progress,
+) -> Result<Embedding, EmbedError> {
+    let (input, probe, architecture) = build(payload, subset, config, device)?;
+    let n = subset.len();
+    let labels = Tensor::new(subset.labels.as_slice(), device).context("probe labels")?;
+    let epochs = config
+        .epochs
+        .unwrap_or_else(|| (TARGET_STEPS * BATCH).div_ceil(n.max(1)).clamp(3, 30));
+    let params = candle_nn::ParamsAdamW {
+        lr: config.learning_rate,
+        weight_decay: 1e-4,
+        ..Default::default()
+    };
+    let mut opt = candle_nn::AdamW::new(probe.vars.clone(), params).context("probe optimiser")?;
+    let mut rng = StdRng::seed_from_u64(config.seed.wrapping_add(1));
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    let mut summary = TrainingSummary {
+        architecture,
+        parameters: probe.parameters(),
+        epochs,
+        batch_size: BATCH,
+        learning_rate: config.learning_rate,
+        seed: config.seed,
+        loss: Vec::new(),
+        accuracy: Vec::new(),
+    };
+    let bar = progress.bar(epochs as u64, "probe epochs");
+    for _ in 0..epochs {
+        order.shuffle(&mut rng);
+        let (mut loss_sum, mut correct) = (0f64, 0usize);
+        for batch in order.chunks(BATCH) {
+            let idx = Tensor::new(batch, device).context("probe batch")?;
+            let x = input.index_select(&idx, 0).context("probe batch")?;
+            let y = labels.index_select(&idx, 0).context("probe batch")?;
+            let logits = probe
+                .features(&x)
+                .and_then(|f| probe.head.forward(&f))
+                .context("probe forward pass")?;
+            let loss = candle_nn::loss::cross_entropy(&logits, &y).context("probe loss")?;
+            opt.backward_step(&loss).context("probe backward pass")?;
+            loss_sum += loss.to_scalar::<f32>().context("probe loss")? as f64 * batch.len() as f64;
+            let hits = logits
+                .argmax(D::Minus1)
+                .and_then(|p| p.eq(&y))
+                .and_then(|e| e.to_dtype(DType::F32))
+                .and_then(|e| e.sum_all())
+                .and_then(|s| s.to_scalar::<f32>())
+                .context("probe accuracy")?;
+            correct += hits as usize;
+        }
+        summary.loss.push((loss_sum / n as f64) as f32);
+        summary.accuracy.push(correct as f32 / n as f32);
+        bar.set_message(format!("loss {:.3}", loss_sum / n as f64));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let mut parts = Vec::new();
+    for start in (0..n).step_by(1024) {
+        let len = 1024.min(n - start);
+        let x = input.narrow(0, start, len).context("probe features")?;
+        parts.push(probe.features(&x).context("probe features")?.detach());
+    }
+    let matrix = Tensor::cat(&parts, 0).context("probe features")?;
+    Ok(Embedding {
+        view: View::Probe,
+        matrix,
+        training: Some(summary),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::Table;
+
+    /// Two well separated Gaussian blobs in 4 dimensions.
+    fn blobs(n: usize) -> (Payload, Subset) {
+        let mut rng = StdRng::seed_from_u64(3);
+        let mut values = Vec::new();
+        let mut labels = Vec::new();
+        for i in 0..n {
+            let c = (i % 2) as u32;
+            let centre = if c == 0 { -2.0 } else { 2.0 };
+            values.extend((0..4).map(|_| centre + rng.random_range(-1.0f32..1.0)));
+            labels.push(c);
+        }
+        let table = Table {
+            columns: (0..4).map(|j| format!("x{j}")).collect(),
+            values,
+        };
+        let subset = Subset {
+            rows: (0..n as u32).collect(),
+            labels,
+            n_classes: 2,
+            excluded: Vec::new(),
+        };
+        (Payload::Table(table), subset)
+    }
+
+    #[test]
+    fn probe_learns_separable_classes_and_is_deterministic() {
+        let (payload, subset) = blobs(200);
+        let config = ProbeConfig {
+            epochs: Some(40),
+            width: 8,
+            ..Default::default()
+        };
+        let run = || {
+            embed(
+                &payload,
+                &subset,
+                &config,
+                &Device::Cpu,
+                &Progress::hidden(),
+            )
+            .unwrap()
+        };
+        let (a, b) = (run(), run());
+        assert_eq!(a.matrix.dims(), [200, 8]);
+        let t = a.training.as_ref().unwrap();
+        assert_eq!(t.epochs, 40);
+        assert!(*t.accuracy.last().unwrap() > 0.95, "{:?}", t.accuracy);
+        assert!(t.loss.last() < t.loss.first(), "{:?}", t.loss);
+        assert_eq!(a.to_host().unwrap(), b.to_host().unwrap());
+    }
+
+    #[test]
+    fn images_get_a_cnn_with_the_requested_width() {
+        let n = 20;
+        let img = Images {
+            width: 12,
+            height: 10,
+            channels: 3,
+            pixels: (0..n * 360).map(|i| (i % 251) as u8).collect(),
+            status: vec![crate::dataset::ImageStatus::Failed(String::new()); n],
+        };
+        let subset = Subset {
+            rows: (0..n as u32).collect(),
+            labels: (0..n as u32).map(|i| i % 2).collect(),
+            n_classes: 2,
+            excluded: Vec::new(),
+        };
+        let config = ProbeConfig {
+            epochs: Some(1),
+            width: 6,
+            ..Default::default()
+        };
+        let e = embed(
+            &Payload::Images(img),
+            &subset,
+            &config,
+            &Device::Cpu,
+            &Progress::hidden(),
+        )
+        .unwrap();
+        assert_eq!(e.matrix.dims(), [20, 6]);
+        assert!(e.training.unwrap().architecture.starts_with("cnn 3x10x12"));
+    }
+}

@@ -1,0 +1,150 @@
+//! From a dataset to detections: choose the usable rows, embed them in each view of the plan,
+//! run the planned detectors on each view, and reach the verdict.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::dataset::{Dataset, Payload};
+use crate::detect::clustering::{self, ClassSplit, ClusteringConfig};
+use crate::detect::knn::{self, KnnConfig, Votes};
+use crate::detect::spectral::{self, SpectralConfig};
+use crate::detect::{Detection, Points};
+use crate::embed::probe::ProbeConfig;
+use crate::embed::{self, precomputed, probe, raw, EmbedError, Embedding, Subset, View};
+use crate::progress::Progress;
+use crate::verdict::{self, Verdict, VerdictConfig};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum DetectorKind {
+    Spectral,
+    Clustering,
+    Knn,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectConfig {
+    /// Which detectors run on which view, in order.
+    pub plan: Vec<(View, Vec<DetectorKind>)>,
+    /// The file behind `View::Precomputed`, if that view is planned from an `.npy`.
+    pub embeddings: Option<PathBuf>,
+    pub probe: ProbeConfig,
+    pub spectral: SpectralConfig,
+    pub clustering: ClusteringConfig,
+    pub knn: KnnConfig,
+    pub verdict: VerdictConfig,
+}
+
+/// One detector on one view, and how long it took.
+#[derive(Debug)]
+pub struct Run {
+    pub detection: Detection,
+    pub seconds: f64,
+}
+
+/// One computed view and how long it took.
+#[derive(Debug)]
+pub struct ViewRun {
+    pub embedding: Embedding,
+    pub seconds: f64,
+}
+
+#[derive(Debug)]
+pub struct Analysis {
+    pub subset: Subset,
+    pub views: Vec<ViewRun>,
+    pub runs: Vec<Run>,
+    pub verdict: Verdict,
+    pub verdict_config: VerdictConfig,
+    pub verdict_seconds: f64,
+}
+
+pub fn analyse(
+    dataset: &Dataset,
+    config: &DetectConfig,
+    progress: &Progress,
+) -> Result<Option<Analysis>, EmbedError> {
+    let Some(subset) = Subset::usable(dataset) else {
+        return Ok(None);
+    };
+    if subset.is_empty() {
+        let why = subset.excluded.first().map_or("no rows", |e| e.1);
+        return Err(EmbedError::NothingUsable(why.to_string()));
+    }
+    let device = embed::device();
+    let mut views = Vec::new();
+    let mut runs = Vec::new();
+    let mut splits: Vec<(View, Vec<ClassSplit>)> = Vec::new();
+    let mut votes: Vec<(View, Votes, Vec<f32>)> = Vec::new();
+    let mut notes = Vec::new();
+    for (view, detectors) in &config.plan {
+        let t = Instant::now();
+        let embedding = match (view, &dataset.payload, &config.embeddings) {
+            (View::Precomputed, _, Some(path)) => {
+                precomputed::from_npy(path, dataset.len(), &subset, &device)?
+            }
+            (View::Precomputed, Payload::Table(t), None) => {
+                precomputed::from_table(t, &subset, &device)?
+            }
+            (View::Precomputed, _, None) => return Err(EmbedError::Unsupported("precomputed")),
+            (View::Raw, payload, _) => raw::embed(payload, &subset, &device)?,
+            (View::Probe, payload, _) => {
+                probe::embed(payload, &subset, &config.probe, &device, progress)?
+            }
+        };
+        let seconds = t.elapsed().as_secs_f64();
+        let points = Points::new(&embedding, &subset)?;
+        let name = format!("{view:?}").to_lowercase();
+        if let Some(bad) = points.values().iter().position(|v| !v.is_finite()) {
+            return Err(EmbedError::NonFinite {
+                view: name,
+                row: subset.rows[bad / points.dim.max(1)],
+            });
+        }
+        let first = points.row(0);
+        let detectors: &[DetectorKind] = if (1..points.len()).all(|i| points.row(i) == first) {
+            notes.push(format!(
+                "every row has the same {name} embedding: no detector can tell samples apart in that view, so none ran on it"
+            ));
+            &[]
+        } else {
+            detectors
+        };
+        for detector in detectors {
+            let t = Instant::now();
+            let detection = match detector {
+                DetectorKind::Spectral => spectral::run(&points, &config.spectral),
+                DetectorKind::Clustering => {
+                    let (detection, split) = clustering::run(&points, &config.clustering);
+                    splits.push((*view, split));
+                    detection
+                }
+                DetectorKind::Knn => {
+                    let (detection, v) = knn::run(&embedding, &points, &config.knn)?;
+                    votes.push((*view, v, detection.scores.clone()));
+                    detection
+                }
+            };
+            runs.push(Run {
+                detection,
+                seconds: t.elapsed().as_secs_f64(),
+            });
+        }
+        // The host view borrows the embedding; release it before the embedding moves.
+        drop(points);
+        views.push(ViewRun { embedding, seconds });
+    }
+    let t = Instant::now();
+    let mut verdict = verdict::decide(&subset, &votes, &splits, &config.verdict);
+    verdict.notes.splice(0..0, notes);
+    Ok(Some(Analysis {
+        subset,
+        views,
+        runs,
+        verdict,
+        verdict_config: config.verdict.clone(),
+        verdict_seconds: t.elapsed().as_secs_f64(),
+    }))
+}

@@ -1,0 +1,252 @@
+//! The detection part of the report: which views were computed, what each detector saw per
+//! class, the verdict per class, and every flagged sample with its reasons. Class indices are
+//! turned into label names and subset positions into dataset ids here.
+
+use serde::Serialize;
+
+use crate::dataset::Dataset;
+use crate::embed::probe::TrainingSummary;
+use crate::embed::View;
+use crate::pipeline::Analysis;
+use crate::verdict::{Firing, Reason};
+
+/// How many flagged samples the report lists (all of them are in `scores.parquet`).
+pub const LISTED_SAMPLES: usize = 200;
+
+/// What became of detection in a scan.
+#[derive(Debug)]
+pub enum Outcome {
+    /// `--validate-only`.
+    NotRequested,
+    /// Detection could not run on this input; the reason says why.
+    Skipped(String),
+    Ran(Box<Analysis>),
+}
+
+#[derive(Debug, Serialize)]
+pub struct DetectionReport {
+    /// `ran`, `skipped` or `not_requested`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped_because: Option<String>,
+    pub rows_used: usize,
+    pub rows_excluded: Vec<Excluded>,
+    pub views: Vec<ViewSummary>,
+    pub detectors: Vec<DetectorSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<VerdictSummary>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Excluded {
+    pub reason: &'static str,
+    pub count: usize,
+    pub rows: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ViewSummary {
+    pub view: View,
+    pub dim: usize,
+    pub seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub training: Option<TrainingSummary>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DetectorSummary {
+    pub detector: &'static str,
+    pub view: View,
+    pub parameters: Vec<(String, String)>,
+    pub seconds: f64,
+    /// Samples the method's own rule flags (not the verdict).
+    pub own_rule_flagged: usize,
+    pub classes: Vec<ClassStatisticNamed>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClassStatisticNamed {
+    pub label: String,
+    pub size: usize,
+    pub statistic: &'static str,
+    pub value: f64,
+    pub threshold: Option<f64>,
+    pub flagged: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VerdictSummary {
+    pub flagged: usize,
+    pub neighbour_share: f64,
+    pub cluster_disagreement: f64,
+    pub cluster_z: f64,
+    pub cluster_threshold: Option<f64>,
+    pub classes: Vec<ClassVerdictNamed>,
+    /// The first flagged samples, highest fused score first.
+    pub samples: Vec<FlaggedSample>,
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ClassVerdictNamed {
+    pub label: String,
+    pub size: usize,
+    pub flagged: usize,
+    pub firings: Vec<Firing>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FlaggedSample {
+    pub id: String,
+    pub label: String,
+    pub score: f32,
+    pub reasons: Vec<String>,
+}
+
+/// One line per reason, with label names, e.g. "8/10 raw neighbours are labelled 3".
+pub fn describe(reason: &Reason, classes: &[String]) -> String {
+    let name = |c: u32| classes.get(c as usize).map_or("?", String::as_str);
+    let view = |v: &View| format!("{v:?}").to_lowercase();
+    match reason {
+        Reason::Neighbours {
+            view: v,
+            label,
+            votes,
+            k,
+            confirmed_by,
+            confirmed_votes,
+        } => {
+            let mut s = format!("{votes}/{k} {} neighbours are labelled {:?}", view(v), name(*label));
+            if let (Some(c), Some(cv)) = (confirmed_by, confirmed_votes) {
+                s.push_str(&format!(" ({cv}/{k} in the {} view share one other label)", view(c)));
+            }
+            s
+        }
+        Reason::Cluster {
+            view: v,
+            size,
+            disagreement,
+            threshold,
+        } => format!(
+            "in a {}-view cluster of {size} whose neighbours disagree with its label {:.0} % of the time (threshold {:.0} %)",
+            view(v),
+            100.0 * disagreement,
+            100.0 * threshold
+        ),
+    }
+}
+
+pub fn build(outcome: &Outcome, dataset: &Dataset) -> Option<DetectionReport> {
+    let empty = |status, because: Option<&String>| DetectionReport {
+        status,
+        skipped_because: because.cloned(),
+        rows_used: 0,
+        rows_excluded: Vec::new(),
+        views: Vec::new(),
+        detectors: Vec::new(),
+        verdict: None,
+    };
+    let analysis = match outcome {
+        Outcome::NotRequested => return None,
+        Outcome::Skipped(why) => return Some(empty("skipped", Some(why))),
+        Outcome::Ran(a) => a,
+    };
+    let classes: Vec<String> = dataset
+        .labels
+        .as_ref()
+        .map_or_else(Vec::new, |l| l.classes.clone());
+    let label = |c: u32| classes.get(c as usize).cloned().unwrap_or_default();
+    let subset = &analysis.subset;
+    let id = |pos: usize| dataset.ids.get(subset.rows[pos] as usize).into_owned();
+    let mut excluded: Vec<Excluded> = Vec::new();
+    for (row, reason) in &subset.excluded {
+        match excluded.iter_mut().find(|e| e.reason == *reason) {
+            Some(e) => {
+                e.count += 1;
+                if e.rows.len() < crate::validate::finding::EXAMPLE_ROWS {
+                    e.rows.push(dataset.ids.get(*row as usize).into_owned());
+                }
+            }
+            None => excluded.push(Excluded {
+                reason,
+                count: 1,
+                rows: vec![dataset.ids.get(*row as usize).into_owned()],
+            }),
+        }
+    }
+    let views = analysis
+        .views
+        .iter()
+        .map(|v| ViewSummary {
+            view: v.embedding.view,
+            dim: v.embedding.dim(),
+            seconds: v.seconds,
+            training: v.embedding.training.clone(),
+        })
+        .collect();
+    let detectors = analysis
+        .runs
+        .iter()
+        .map(|r| DetectorSummary {
+            detector: r.detection.detector,
+            view: r.detection.view,
+            parameters: r.detection.parameters.clone(),
+            seconds: r.seconds,
+            own_rule_flagged: r.detection.flags.iter().filter(|&&f| f).count(),
+            classes: r
+                .detection
+                .classes
+                .iter()
+                .map(|c| ClassStatisticNamed {
+                    label: label(c.class),
+                    size: c.size,
+                    statistic: c.statistic,
+                    value: c.value,
+                    threshold: c.threshold,
+                    flagged: c.flagged,
+                })
+                .collect(),
+        })
+        .collect();
+    let v = &analysis.verdict;
+    let mut order: Vec<usize> = (0..v.flags.len()).filter(|&i| v.flags[i]).collect();
+    order.sort_by(|&a, &b| v.scores[b].total_cmp(&v.scores[a]).then(a.cmp(&b)));
+    let samples = order
+        .iter()
+        .take(LISTED_SAMPLES)
+        .map(|&i| FlaggedSample {
+            id: id(i),
+            label: label(subset.labels[i]),
+            score: v.scores[i],
+            reasons: v.reasons[i].iter().map(|r| describe(r, &classes)).collect(),
+        })
+        .collect();
+    let verdict = VerdictSummary {
+        flagged: order.len(),
+        neighbour_share: analysis.verdict_config.neighbour_share,
+        cluster_disagreement: analysis.verdict_config.cluster_disagreement,
+        cluster_z: analysis.verdict_config.cluster_z,
+        cluster_threshold: v.cluster_threshold,
+        classes: v
+            .classes
+            .iter()
+            .map(|c| ClassVerdictNamed {
+                label: label(c.class),
+                size: c.size,
+                flagged: c.flagged,
+                firings: c.firings.clone(),
+            })
+            .collect(),
+        samples,
+        notes: v.notes.clone(),
+    };
+    Some(DetectionReport {
+        status: "ran",
+        skipped_because: None,
+        rows_used: subset.len(),
+        rows_excluded: excluded,
+        views,
+        detectors,
+        verdict: Some(verdict),
+    })
+}
