@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Wall time and peak memory of `poisongate scan` on a generated 1,000,000-row x 64-column
-# Parquet file (release build), as a table. Usage: bash benches/validate_1m.sh [ROWS]
+# Parquet file (release build, --validate-only: reading and validation), as a table. Usage: bash benches/validate_1m.sh [ROWS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/poisongate-target}
@@ -14,7 +14,7 @@ size=$(du -m "$work/t.parquet" | cut -f1)
 printf '%-28s %10s %12s %14s %6s\n' case rows wall_s peak_rss_MiB exit
 for run in 1 2 3; do
   set +e
-  /usr/bin/time -v "$bin" scan "$work/t.parquet" --format json --quiet \
+  /usr/bin/time -v "$bin" scan "$work/t.parquet" --validate-only --format json --quiet \
     >"$work/report.json" 2>"$work/time.txt"
   code=$?
   set -e

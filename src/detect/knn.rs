@@ -2,19 +2,16 @@
 //! embedding space (itself excluded). The sample is flagged when the plurality label of its
 //! neighbours is not its own. Its score is the share of neighbours that carry another label.
 //!
-//! The search is exact. For one block of queries at a time the dot products with every row
-//! are one matrix product (candle), so the `n x n` matrix never exists; each query's k
-//! smallest `|x|^2 - 2 q.x` (its squared distances less its own constant norm) are then
-//! selected in parallel (rayon).
+//! The search is exact. For one block of queries against one tile of rows at a time, the dot
+//! products are one matrix product (candle), so the `n x n` matrix never exists; each query's
+//! k smallest `|x|^2 - 2 q.x` (its squared distances less its own constant norm) are kept in
+//! a running top-k, in parallel over queries (rayon).
 
 use candle_core::{DType, Tensor, D};
 use rayon::prelude::*;
 
 use super::{ClassStatistic, Detection, Points};
 use crate::embed::{CandleContext, EmbedError, Embedding, Subset};
-
-/// Bytes of distances one block may hold.
-const BLOCK_BYTES: usize = 32 << 20;
 
 /// The default k. Peri et al. found the defence works over a wide range of k. Ten is what
 /// common k-NN practice uses, and it is small enough that a class of 11 or more samples can
@@ -52,7 +49,23 @@ impl Default for KnnConfig {
 
 /// Indices (`n x k`, row-major, nearest first) of each row's k nearest other rows, by
 /// Euclidean distance; ties are broken by the lower index. `k` must be below the row count.
+///
+/// Queries go in blocks of [`QUERY_BLOCK`] rows against tiles of [`REFERENCE_TILE`] rows:
+/// one matrix product per (block, tile) pair, whose products are scanned at once into each
+/// query's running top-k. Tiling both sides keeps the products small whatever `n` is and
+/// reuses each operand's packing over thousands of rows. On two cores at 200,000 x 128 the
+/// search took 443 s with 41-query blocks against every row, 350 s with 32 MiB tiles and
+/// 141 s with 16 MiB tiles read in place (benches/RESULTS.md).
 pub fn neighbours(matrix: &Tensor, k: usize) -> Result<Vec<u32>, EmbedError> {
+    neighbours_tiled(matrix, k, QUERY_BLOCK, REFERENCE_TILE)
+}
+
+fn neighbours_tiled(
+    matrix: &Tensor,
+    k: usize,
+    block: usize,
+    tile: usize,
+) -> Result<Vec<u32>, EmbedError> {
     let n = matrix.dim(0).context("k-NN")?;
     if k == 0 || n <= k {
         return Ok(Vec::new());
@@ -64,46 +77,119 @@ pub fn neighbours(matrix: &Tensor, k: usize) -> Result<Vec<u32>, EmbedError> {
         .and_then(|s| s.to_vec1())
         .context("k-NN norms")?;
     let xt = x.t().context("k-NN")?;
-    let block = (BLOCK_BYTES / (4 * n)).clamp(1, n);
     let mut out = vec![0u32; n * k];
-    for start in (0..n).step_by(block) {
-        let len = block.min(n - start);
-        // Only the products come back from the device; the distances are formed while
-        // selecting, so no second n-wide pass is needed.
-        let products = x
-            .narrow(0, start, len)
-            .and_then(|q| q.matmul(&xt))
-            .and_then(|g| g.flatten_all())
-            .and_then(|g| g.to_vec1::<f32>())
-            .context("k-NN distances")?;
-        out[start * k..(start + len) * k]
+    for qs in (0..n).step_by(block) {
+        let ql = block.min(n - qs);
+        let queries = x.narrow(0, qs, ql).context("k-NN")?;
+        let mut tops: Vec<Top> = (0..ql).map(|i| Top::new(k, qs + i)).collect();
+        for rs in (0..n).step_by(tile) {
+            let rl = tile.min(n - rs);
+            // Only the products come back from the device; the distances are formed while
+            // selecting, so no second pass over the tile is needed.
+            let products = xt
+                .narrow(1, rs, rl)
+                .and_then(|r| queries.matmul(&r))
+                .context("k-NN distances")?;
+            with_host_values(&products, |values| {
+                tops.par_iter_mut()
+                    .zip(values.par_chunks(rl))
+                    .for_each(|(top, row)| top.scan(row, &norms[rs..rs + rl], rs));
+            })?;
+        }
+        out[qs * k..(qs + ql) * k]
             .par_chunks_mut(k)
-            .zip(products.par_chunks(n))
-            .enumerate()
-            .for_each(|(i, (best, row))| select(row, &norms, start + i, best));
+            .zip(tops.par_iter())
+            .for_each(|(best, top)| {
+                for (b, &(_, j)) in best.iter_mut().zip(&top.items) {
+                    *b = j;
+                }
+            });
     }
     Ok(out)
 }
 
-/// Writes into `best` the indices of the rows nearest to row `query`, itself excluded,
-/// nearest first, given its dot products with every row and every row's squared norm. The
-/// query's own norm is the same for every candidate, so it is left out of the comparison.
-fn select(products: &[f32], norms: &[f32], query: usize, best: &mut [u32]) {
-    let k = best.len();
-    // A sorted list of (distance, index) kept at k entries: k is small, so insertion beats a
-    // heap.
-    let mut top: Vec<(f32, u32)> = Vec::with_capacity(k + 1);
-    for (j, (&g, &norm)) in products.iter().zip(norms).enumerate() {
-        let d = norm - 2.0 * g;
-        if j == query || (top.len() == k && d >= top[k - 1].0) {
-            continue;
+/// Queries per block of the exact search.
+const QUERY_BLOCK: usize = 2048;
+/// Reference rows per tile: with [`QUERY_BLOCK`], 16 MiB of f32 products at a time. At 32 MiB
+/// glibc's allocator maps and unmaps every product afresh, and zeroing those pages took more
+/// time than the arithmetic (benches/RESULTS.md).
+const REFERENCE_TILE: usize = 2048;
+
+/// Calls `f` with a contiguous f32 tensor's values: borrowed from CPU storage, copied from a
+/// device.
+fn with_host_values(t: &Tensor, f: impl FnOnce(&[f32])) -> Result<(), EmbedError> {
+    {
+        let (storage, layout) = t.storage_and_layout();
+        if let (candle_core::Storage::Cpu(cpu), Some((a, b))) =
+            (&*storage, layout.contiguous_offsets())
+        {
+            if let Ok(values) = cpu.as_slice::<f32>() {
+                f(&values[a..b]);
+                return Ok(());
+            }
         }
-        let at = top.partition_point(|&(e, _)| e <= d);
-        top.insert(at, (d, j as u32));
-        top.truncate(k);
     }
-    for (b, (_, j)) in best.iter_mut().zip(top) {
-        *b = j;
+    let values = t
+        .flatten_all()
+        .and_then(|g| g.to_vec1::<f32>())
+        .context("k-NN distances")?;
+    f(&values);
+    Ok(())
+}
+
+/// One query's k nearest rows so far: a sorted list of (distance less the query's own norm,
+/// row), kept at k entries (k is small, so insertion beats a heap). The query's own norm is the
+/// same for every candidate, so it is left out of the comparison.
+struct Top {
+    query: usize,
+    k: usize,
+    items: Vec<(f32, u32)>,
+    /// The k-th distance once the list is full; a candidate must beat it.
+    worst: f32,
+}
+
+impl Top {
+    fn new(k: usize, query: usize) -> Self {
+        Top {
+            query,
+            k,
+            items: Vec::with_capacity(k + 1),
+            worst: f32::INFINITY,
+        }
+    }
+
+    /// Takes in the rows `offset..offset + products.len()`, given the query's dot products
+    /// with them and their squared norms. Rows are seen in ascending order, so an equal
+    /// distance never displaces an earlier row.
+    fn scan(&mut self, products: &[f32], norms: &[f32], offset: usize) {
+        // Almost every candidate loses to the k-th distance: test 16 at a time with a
+        // branch-free minimum (vectorised) and look closer only when one can win.
+        const LANES: usize = 16;
+        let mut distances = [0f32; LANES];
+        for (c, (g, norm)) in products.chunks(LANES).zip(norms.chunks(LANES)).enumerate() {
+            let lanes = g.len();
+            for ((d, &g), &norm) in distances.iter_mut().zip(g).zip(norm) {
+                *d = norm - 2.0 * g;
+            }
+            let least = distances[..lanes]
+                .iter()
+                .fold(f32::INFINITY, |m, &d| m.min(d));
+            if least >= self.worst {
+                continue;
+            }
+            for (l, &d) in distances[..lanes].iter().enumerate() {
+                let j = offset + c * LANES + l;
+                if d >= self.worst || j == self.query {
+                    continue;
+                }
+                let at = self.items.partition_point(|&(e, _)| e <= d);
+                self.items.insert(at, (d, j as u32));
+                self.items.truncate(self.k);
+                if self.items.len() == self.k {
+                    self.worst = self.items[self.k - 1].0;
+                }
+            }
+        }
     }
 }
 
@@ -221,6 +307,22 @@ mod tests {
                 neighbours(&t, k).unwrap(),
                 neighbours_slow(&values, d, k),
                 "n={n} d={d} k={k}"
+            );
+        }
+    }
+
+    #[test]
+    fn tiles_that_do_not_divide_n_give_the_same_neighbours() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+        let (n, d, k) = (203, 5, 7);
+        let values: Vec<f32> = (0..n * d).map(|_| rng.random_range(-3.0..3.0)).collect();
+        let t = Tensor::from_vec(values.clone(), (n, d), &Device::Cpu).unwrap();
+        let slow = neighbours_slow(&values, d, k);
+        for (block, tile) in [(1, 1), (7, 13), (64, 50), (203, 8), (500, 500)] {
+            assert_eq!(
+                neighbours_tiled(&t, k, block, tile).unwrap(),
+                slow,
+                "block {block} tile {tile}"
             );
         }
     }
