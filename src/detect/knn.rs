@@ -7,7 +7,7 @@
 //! k smallest `|x|^2 - 2 q.x` (its squared distances less its own constant norm) are kept in
 //! a running top-k, in parallel over queries (rayon).
 
-use candle_core::{DType, Tensor, D};
+use candle_core::{DType, Tensor};
 use rayon::prelude::*;
 
 use super::{ClassStatistic, Detection, Points};
@@ -54,8 +54,8 @@ impl Default for KnnConfig {
 /// one matrix product per (block, tile) pair, whose products are scanned at once into each
 /// query's running top-k. Tiling both sides keeps the products small whatever `n` is and
 /// reuses each operand's packing over thousands of rows. On two cores at 200,000 x 128 the
-/// search took 443 s with 41-query blocks against every row, 350 s with 32 MiB tiles and
-/// 141 s with 16 MiB tiles read in place (benches/RESULTS.md).
+/// search took 443 s with 41-query blocks against every row, 350 s with 32 MiB tiles, 141 s
+/// with 16 MiB tiles read in place and 95-120 s with 8 MiB tiles (benches/RESULTS.md).
 pub fn neighbours(matrix: &Tensor, k: usize) -> Result<Vec<u32>, EmbedError> {
     neighbours_tiled(matrix, k, QUERY_BLOCK, REFERENCE_TILE)
 }
@@ -71,11 +71,17 @@ fn neighbours_tiled(
         return Ok(Vec::new());
     }
     let x = matrix.to_dtype(DType::F32).context("k-NN")?;
-    let norms: Vec<f32> = x
-        .sqr()
-        .and_then(|s| s.sum(D::Minus1))
-        .and_then(|s| s.to_vec1())
-        .context("k-NN norms")?;
+    // Squared norms from the values in place: `x.sqr()` would hold a second n x d matrix.
+    let d = x.dim(1).context("k-NN")?;
+    let mut norms = vec![0f32; n];
+    if d > 0 {
+        with_host_values(&x, |values| {
+            norms
+                .par_iter_mut()
+                .zip(values.par_chunks(d))
+                .for_each(|(norm, row)| *norm = row.iter().map(|v| v * v).sum());
+        })?;
+    }
     let xt = x.t().context("k-NN")?;
     let mut out = vec![0u32; n * k];
     for qs in (0..n).step_by(block) {
@@ -109,8 +115,8 @@ fn neighbours_tiled(
 }
 
 /// Queries per block of the exact search.
-const QUERY_BLOCK: usize = 2048;
-/// Reference rows per tile: with [`QUERY_BLOCK`], 16 MiB of f32 products at a time. At 32 MiB
+const QUERY_BLOCK: usize = 1024;
+/// Reference rows per tile: with [`QUERY_BLOCK`], 8 MiB of f32 products at a time. At 32 MiB
 /// glibc's allocator maps and unmaps every product afresh, and zeroing those pages took more
 /// time than the arithmetic (benches/RESULTS.md).
 const REFERENCE_TILE: usize = 2048;
