@@ -14,8 +14,9 @@ const EF_CONSTRUCTION: usize = 100;
 /// Layers of the graph.
 const MAX_LAYER: usize = 16;
 
-/// Each row's `k` approximate nearest other rows (`n x k`, nearest first), from row-major
-/// `n x d` values. `ef` is the search breadth (at least k + 1).
+/// Each row's `k` approximate nearest other rows (`n x k`, nearest first, `u32::MAX` where
+/// the graph returned fewer), from row-major `n x d` values. `ef` is the search breadth (at
+/// least k + 1).
 pub fn neighbours(values: &[f32], d: usize, k: usize, ef: usize) -> Vec<u32> {
     let n = values.len() / d.max(1);
     if k == 0 || n <= k {
@@ -28,16 +29,15 @@ pub fn neighbours(values: &[f32], d: usize, k: usize, ef: usize) -> Vec<u32> {
     out.par_chunks_mut(k).enumerate().for_each(|(i, best)| {
         let hits = index.search(&values[i * d..(i + 1) * d], k + 1, ef.max(k + 1));
         // The query itself comes back (distance 0) unless a duplicate displaced it.
-        let mut found = hits
+        let found = hits
             .iter()
             .map(|h| h.d_id as u32)
             .filter(|&j| j as usize != i);
-        let mut last = ((i + 1) % n) as u32;
-        for b in best.iter_mut() {
-            // A graph search can return fewer than k; repeat the last hit so every row has k
-            // votes (rare, and only for tiny or degenerate inputs).
-            last = found.next().unwrap_or(last);
-            *b = last;
+        // A graph search can return fewer than k (rare, tiny or degenerate inputs): the
+        // unfilled places stay `u32::MAX` and cast no vote.
+        best.fill(u32::MAX);
+        for (b, j) in best.iter_mut().zip(found) {
+            *b = j;
         }
     });
     out

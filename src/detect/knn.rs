@@ -199,6 +199,18 @@ impl Top {
     }
 }
 
+/// Counts the labels of one neighbour list into `counts` (zeroed by the caller) and returns
+/// how many neighbours voted. An approximate index may return fewer than k: its `u32::MAX`
+/// places cast no vote.
+fn tally(neighbours: &[u32], labels: &[u32], counts: &mut [u32]) -> u32 {
+    let mut found = 0;
+    for &j in neighbours.iter().filter(|&&j| j != u32::MAX) {
+        counts[labels[j as usize] as usize] += 1;
+        found += 1;
+    }
+    found
+}
+
 /// Each sample's neighbourhood vote, for the verdict and the report.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Votes {
@@ -233,11 +245,13 @@ pub fn run(
         }
         let own = subset.labels[i];
         counts.iter_mut().for_each(|c| *c = 0);
-        for &j in &nn[i * k..(i + 1) * k] {
-            counts[subset.labels[j as usize] as usize] += 1;
-        }
+        let found = tally(&nn[i * k..(i + 1) * k], &subset.labels, &mut counts);
         let same = counts[own as usize];
-        scores[i] = (k as u32 - same) as f32 / k as f32;
+        scores[i] = if found > 0 {
+            (found - same) as f32 / found as f32
+        } else {
+            0.0
+        };
         let top = (0..subset.n_classes as u32)
             .filter(|&c| c != own)
             .max_by_key(|&c| (counts[c as usize], std::cmp::Reverse(c)))
@@ -331,6 +345,17 @@ mod tests {
                 "block {block} tile {tile}"
             );
         }
+    }
+
+    #[test]
+    fn unfilled_places_cast_no_vote() {
+        let labels = [0, 1, 1, 2];
+        let mut counts = [0u32; 3];
+        assert_eq!(tally(&[1, 2, u32::MAX, u32::MAX], &labels, &mut counts), 2);
+        assert_eq!(counts, [0, 2, 0]);
+        let mut counts = [0u32; 3];
+        assert_eq!(tally(&[u32::MAX; 3], &labels, &mut counts), 0);
+        assert_eq!(counts, [0, 0, 0]);
     }
 
     #[test]
