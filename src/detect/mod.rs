@@ -10,6 +10,7 @@ pub mod kmeans;
 pub mod knn;
 pub mod linalg;
 pub mod metrics;
+pub mod robust;
 pub mod spectral;
 
 use serde::Serialize;

@@ -18,8 +18,8 @@ use parquet::file::properties::WriterProperties;
 
 use super::{detection, Report, ReportError, RowFlags};
 use crate::dataset::Dataset;
+use crate::detect::robust::robust_z;
 use crate::pipeline::Analysis;
-use crate::verdict::robust_z;
 
 /// The validation columns' Arrow fields; detection adds its own after them (README).
 pub fn validation_fields() -> Vec<Field> {
