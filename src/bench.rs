@@ -58,7 +58,7 @@ pub fn run(config: &BenchConfig) -> Result<ExitStatus, Error> {
         let d = &run.detection;
         methods.push(MethodResult {
             method: d.detector.to_string(),
-            view: format!("{:?}", d.view).to_lowercase(),
+            view: d.view.name().to_string(),
             quality: quality(&d.flags, &truth),
             auroc: auroc(&d.scores, &truth),
             tpr_at_1pct_fpr: tpr_at_fpr(&d.scores, &truth, 0.01),

@@ -96,10 +96,10 @@ pub fn analyse(
         };
         let seconds = t.elapsed().as_secs_f64();
         let points = Points::new(&embedding, &subset)?;
-        let name = format!("{view:?}").to_lowercase();
+        let name = view.name();
         if let Some(bad) = points.values().iter().position(|v| !v.is_finite()) {
             return Err(EmbedError::NonFinite {
-                view: name,
+                view: name.to_string(),
                 row: subset.rows[bad / points.dim.max(1)],
             });
         }

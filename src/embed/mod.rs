@@ -118,6 +118,17 @@ pub enum View {
     Precomputed,
 }
 
+impl View {
+    /// The name used in reports, column names and JSON (as serde writes it).
+    pub fn name(self) -> &'static str {
+        match self {
+            View::Raw => "raw",
+            View::Probe => "probe",
+            View::Precomputed => "precomputed",
+        }
+    }
+}
+
 /// An embedding of a subset's rows.
 #[derive(Debug, Clone)]
 pub struct Embedding {
@@ -144,4 +155,16 @@ impl Embedding {
 /// The device to compute on: CPU in this build.
 pub fn device() -> Device {
     Device::Cpu
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn view_names_match_the_json() {
+        for view in [View::Raw, View::Probe, View::Precomputed] {
+            assert_eq!(serde_json::to_value(view).unwrap(), view.name());
+        }
+    }
 }

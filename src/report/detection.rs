@@ -106,7 +106,7 @@ pub struct FlaggedSample {
 /// One line per reason, with label names, e.g. "8/10 raw neighbours are labelled 3".
 pub fn describe(reason: &Reason, classes: &[String]) -> String {
     let name = |c: u32| classes.get(c as usize).map_or("?", String::as_str);
-    let view = |v: &View| format!("{v:?}").to_lowercase();
+    let view = |v: &View| v.name();
     match reason {
         Reason::Neighbours {
             view: v,

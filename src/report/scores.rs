@@ -57,7 +57,7 @@ fn detection_columns(analysis: &Analysis, dataset: &Dataset) -> (Vec<Field>, Vec
     ))];
     for run in &analysis.runs {
         let d = &run.detection;
-        let name = format!("{}_{}", d.detector, format!("{:?}", d.view).to_lowercase());
+        let name = format!("{}_{}", d.detector, d.view.name());
         fields.push(Field::new(&name, DataType::Float32, true));
         columns.push(per_row(&d.scores));
         fields.push(Field::new(format!("{name}_z"), DataType::Float32, true));
@@ -124,7 +124,7 @@ pub fn write(
             .iter()
             .map(|r| {
                 let d = &r.detection;
-                let view = format!("{:?}", d.view).to_lowercase();
+                let view = d.view.name();
                 let params: Vec<String> = d
                     .parameters
                     .iter()

@@ -103,12 +103,7 @@ fn detection(d: &super::detection::DetectionReport, out: &mut impl Write) -> io:
         .views
         .iter()
         .map(|v| {
-            let mut s = format!(
-                "{} {}-d {:.1}s",
-                format!("{:?}", v.view).to_lowercase(),
-                v.dim,
-                v.seconds
-            );
+            let mut s = format!("{} {}-d {:.1}s", v.view.name(), v.dim, v.seconds);
             if let Some(t) = &v.training {
                 let acc = t.accuracy.last().copied().unwrap_or(0.0);
                 s.push_str(&format!(
@@ -148,7 +143,7 @@ fn detection(d: &super::detection::DetectionReport, out: &mut impl Write) -> io:
                 format!(
                     "{}({}) {} {:.2} >= {:.2}: {}",
                     f.detector,
-                    format!("{:?}", f.view).to_lowercase(),
+                    f.view.name(),
                     f.statistic,
                     f.value,
                     f.threshold,
