@@ -2,6 +2,7 @@
 //! against the known poisons: precision, recall, F1, AUROC, TPR at 1 % FPR, time.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -10,7 +11,7 @@ use crate::attack;
 use crate::cli::config::BenchConfig;
 use crate::cli::Format;
 use crate::detect::metrics::{auroc, quality, tpr_at_fpr, Quality};
-use crate::pipeline::analyse;
+use crate::pipeline::{analyse, Analysis};
 use crate::progress::Progress;
 use crate::report::ReportError;
 use crate::{scan, Error, ExitStatus};
@@ -76,6 +77,9 @@ pub fn run(config: &BenchConfig) -> Result<ExitStatus, Error> {
         seconds: total,
         classes: Vec::new(),
     });
+    if let Some(dir) = &config.out {
+        write_samples(dir, &analysis, &truth)?;
+    }
     let report = BenchReport {
         input: config.input.path.display().to_string(),
         attack: config.attack.kind,
@@ -89,6 +93,46 @@ pub fn run(config: &BenchConfig) -> Result<ExitStatus, Error> {
         source,
     })?;
     Ok(ExitStatus::Success)
+}
+
+/// `--out DIR`: the per-sample scores with the truth, and each view's embedding.
+fn write_samples(dir: &Path, analysis: &Analysis, truth: &[bool]) -> Result<(), Error> {
+    let io = |path: PathBuf| move |source| ReportError::Io { path, source };
+    std::fs::create_dir_all(dir).map_err(io(dir.to_owned()))?;
+    let path = dir.join("samples.csv");
+    let file = std::fs::File::create(&path).map_err(io(path.clone()))?;
+    let mut w = csv::Writer::from_writer(std::io::BufWriter::new(file));
+    let mut header: Vec<String> = ["row", "label", "is_poison"].map(String::from).to_vec();
+    for run in &analysis.runs {
+        let d = &run.detection;
+        header.push(format!("{}_{}", d.detector, d.view.name()));
+    }
+    header.extend(["fused_score", "flagged"].map(String::from));
+    let csv_err = |e: csv::Error| io(path.clone())(std::io::Error::other(e));
+    w.write_record(&header).map_err(csv_err)?;
+    let v = &analysis.verdict;
+    for (i, &row) in analysis.subset.rows.iter().enumerate() {
+        let mut record = vec![
+            row.to_string(),
+            analysis.subset.labels[i].to_string(),
+            u8::from(truth[i]).to_string(),
+        ];
+        for run in &analysis.runs {
+            record.push(run.detection.scores[i].to_string());
+        }
+        record.push(v.scores[i].to_string());
+        record.push(u8::from(v.flags[i]).to_string());
+        w.write_record(&record).map_err(csv_err)?;
+    }
+    w.flush().map_err(io(path.clone()))?;
+    for view in &analysis.views {
+        let path = dir.join(format!("{}.npy", view.embedding.view.name()));
+        view.embedding
+            .matrix
+            .write_npy(&path)
+            .map_err(|e| io(path.clone())(std::io::Error::other(e)))?;
+    }
+    Ok(())
 }
 
 fn print(report: &BenchReport, format: Format) -> std::io::Result<()> {

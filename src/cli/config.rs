@@ -109,6 +109,7 @@ pub struct BenchConfig {
     pub detect: DetectConfig,
     pub attack: AttackConfig,
     pub format: Format,
+    pub out: Option<PathBuf>,
 }
 
 impl BenchConfig {
@@ -142,6 +143,7 @@ impl BenchConfig {
                 seed: args.attack_seed,
             },
             format: args.format,
+            out: args.out,
         })
     }
 }

@@ -201,6 +201,12 @@ pub struct BenchArgs {
 
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+
+    /// Also write, for analysis elsewhere: `samples.csv` (per sample: row, label as planted,
+    /// is_poison, every detector's score, the fused score and the flag) and each view's
+    /// embedding as `<view>.npy` (rows in the order of samples.csv).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -81,3 +81,36 @@ fn an_unknown_target_and_an_impossible_rate_are_errors() {
         &["only", "rows can be poisoned"],
     );
 }
+
+#[test]
+fn out_writes_per_sample_truth_scores_and_embeddings() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = bench(&[
+        "--attack",
+        "flip",
+        "--embedder",
+        "raw",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let text = std::fs::read_to_string(dir.path().join("samples.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(&header[..3], ["row", "label", "is_poison"]);
+    assert!(header.contains(&"knn_raw"), "{header:?}");
+    assert_eq!(&header[header.len() - 2..], ["fused_score", "flagged"]);
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 1797);
+    let poisons = rows.iter().filter(|r| r[2] == "1").count();
+    assert_eq!(Value::from(poisons), run.json["poisons"]);
+    let flagged = rows.iter().filter(|r| r[r.len() - 1] == "1").count();
+    assert_eq!(
+        Value::from(flagged),
+        method(&run.json, "fused", "all")["flagged"]
+    );
+    // A 1797 x 64 float32 .npy: a header, then 1797 * 64 * 4 bytes.
+    let npy = std::fs::read(dir.path().join("raw.npy")).unwrap();
+    assert!(npy.starts_with(b"\x93NUMPY"));
+    assert!(npy.len() > 1797 * 64 * 4 && npy.len() < 1797 * 64 * 4 + 256);
+}
