@@ -7,8 +7,11 @@
 pub mod attack;
 pub mod bench;
 pub mod cli;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod dataset;
 pub mod detect;
+pub mod device;
 pub mod embed;
 pub mod generate;
 pub mod pipeline;

@@ -12,7 +12,7 @@ use crate::detect::knn::{self, KnnConfig, Votes};
 use crate::detect::spectral::{self, SpectralConfig};
 use crate::detect::{Detection, Points};
 use crate::embed::probe::ProbeConfig;
-use crate::embed::{self, precomputed, probe, raw, EmbedError, Embedding, Subset, View};
+use crate::embed::{precomputed, probe, raw, EmbedError, Embedding, Subset, View};
 use crate::progress::Progress;
 use crate::verdict::{self, Verdict, VerdictConfig};
 
@@ -26,6 +26,7 @@ pub enum DetectorKind {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DetectConfig {
+    pub device: crate::device::DeviceChoice,
     /// Which detectors run on which view, in order.
     pub plan: Vec<(View, Vec<DetectorKind>)>,
     /// The file behind `View::Precomputed`, if that view is planned from an `.npy`.
@@ -53,6 +54,8 @@ pub struct ViewRun {
 
 #[derive(Debug)]
 pub struct Analysis {
+    /// `cpu` or `cuda`.
+    pub device: &'static str,
     pub subset: Subset,
     pub views: Vec<ViewRun>,
     pub runs: Vec<Run>,
@@ -73,12 +76,16 @@ pub fn analyse(
         let why = subset.excluded.first().map_or("no rows", |e| e.1);
         return Err(EmbedError::NothingUsable(why.to_string()));
     }
-    let device = embed::device();
+    let (device, notice) = crate::device::select(config.device)?;
     let mut views = Vec::new();
     let mut runs = Vec::new();
     let mut splits: Vec<(View, Vec<ClassSplit>)> = Vec::new();
     let mut votes: Vec<(View, Votes, Vec<f32>)> = Vec::new();
     let mut notes = Vec::new();
+    if let Some(notice) = notice {
+        eprintln!("poisongate: {notice}");
+        notes.push(notice);
+    }
     for (view, detectors) in &config.plan {
         let t = Instant::now();
         let embedding = match (view, &dataset.payload, &config.embeddings) {
@@ -140,6 +147,7 @@ pub fn analyse(
     let mut verdict = verdict::decide(&subset, &votes, &splits, &config.verdict);
     verdict.notes.splice(0..0, notes);
     Ok(Some(Analysis {
+        device: crate::device::name(&device),
         subset,
         views,
         runs,

@@ -194,6 +194,7 @@ fn detect_config(args: DetectArgs) -> Result<DetectConfig, ConfigError> {
         plan.insert(0, (View::Precomputed, all()));
     }
     Ok(DetectConfig {
+        device: args.device,
         plan,
         embeddings: args.embeddings,
         probe: ProbeConfig {

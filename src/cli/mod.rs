@@ -76,6 +76,10 @@ pub struct InputArgs {
 /// How samples are embedded and scored (shared by `scan` and `bench`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct DetectArgs {
+    /// Where to compute embeddings and k-NN.
+    #[arg(long, value_enum, default_value_t = crate::device::DeviceChoice::Auto)]
+    pub device: crate::device::DeviceChoice,
+
     /// Representations to compute: `auto` uses the probe for spectral signatures and
     /// activation clustering and the raw view for k-NN label consistency.
     #[arg(long, value_enum, default_value_t = EmbedderChoice::Auto)]

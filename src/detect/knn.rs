@@ -3,9 +3,10 @@
 //! neighbours is not its own. Its score is the share of neighbours that carry another label.
 //!
 //! The search is exact. For one block of queries against one tile of rows at a time, the dot
-//! products are one matrix product (candle), so the `n x n` matrix never exists; each query's
-//! k smallest `|x|^2 - 2 q.x` (its squared distances less its own constant norm) are kept in
-//! a running top-k, in parallel over queries (rayon).
+//! products are one matrix product (the gemm crate on the CPU, cuBLAS on CUDA), so the `n x n`
+//! matrix never exists; each query's k smallest `|x|^2 - 2 q.x` (its squared distances less
+//! its own constant norm) are kept in a running top-k, in parallel over queries (rayon on the
+//! CPU, one warp per query on CUDA: `kernels/knn.cu`).
 
 use candle_core::{DType, Tensor};
 use rayon::prelude::*;
@@ -57,50 +58,154 @@ impl Default for KnnConfig {
 /// search took 443 s with 41-query blocks against every row, 350 s with 32 MiB tiles, 141 s
 /// with 16 MiB tiles read in place and 95-120 s with 8 MiB tiles (benches/RESULTS.md).
 pub fn neighbours(matrix: &Tensor, k: usize) -> Result<Vec<u32>, EmbedError> {
-    neighbours_tiled(matrix, k, QUERY_BLOCK, REFERENCE_TILE)
-}
-
-fn neighbours_tiled(
-    matrix: &Tensor,
-    k: usize,
-    block: usize,
-    tile: usize,
-) -> Result<Vec<u32>, EmbedError> {
     let n = matrix.dim(0).context("k-NN")?;
     if k == 0 || n <= k {
         return Ok(Vec::new());
     }
-    let x = matrix.to_dtype(DType::F32).context("k-NN")?;
+    // The CUDA kernel keeps at most GPU_MAX_K places per query; a larger k is searched on
+    // the CPU.
+    let on_cpu;
+    let matrix = if !matrix.device().is_cpu() && k > GPU_MAX_K {
+        on_cpu = matrix
+            .to_device(&candle_core::Device::Cpu)
+            .context("k-NN")?;
+        &on_cpu
+    } else {
+        matrix
+    };
+    prepared(matrix)
+        .and_then(|x| x.apply_op1_no_bwd(&KnnOp { k }))
+        .and_then(|nn| nn.flatten_all())
+        .and_then(|nn| nn.to_vec1::<u32>())
+        .context("k-NN")
+}
+
+/// The matrix the search runs on: f32, contiguous, and centred when its rows sit far from the
+/// origin compared with their spread (squared norm of the mean above the mean squared distance
+/// to it). Distances do not change, but `|x|^2 - 2 q.x` in f32 loses about `d x 2^-24 x |x|^2`
+/// to cancellation, which at large norms is more than the gaps between neighbours. Data that
+/// is already about centred (standardised features) is not copied.
+pub(crate) fn prepared(matrix: &Tensor) -> candle_core::Result<Tensor> {
+    let x = matrix.to_dtype(DType::F32)?.contiguous()?;
+    if x.dim(0)? == 0 || x.dim(1)? == 0 {
+        return Ok(x);
+    }
+    let mean = x.mean_keepdim(0)?;
+    let offset = mean.sqr()?.sum_all()?.to_scalar::<f32>()?;
+    // The mean squared distance to the mean is the mean squared norm less the mean's own.
+    // In chunks of rows: `x.sqr()` at once would hold a second n x d matrix.
+    let n = x.dim(0)?;
+    let mut squares = 0f64;
+    for start in (0..n).step_by(CHUNK_ROWS) {
+        let chunk = x.narrow(0, start, CHUNK_ROWS.min(n - start))?;
+        squares += chunk.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+    }
+    let spread = (squares / n as f64) as f32 - offset;
+    if offset > spread.max(0.0) {
+        x.broadcast_sub(&mean)?.contiguous()
+    } else {
+        Ok(x)
+    }
+}
+
+/// The exact search as a candle op on an `n x d` f32 matrix, giving `n x k` u32 indices:
+/// `cpu_fwd` is the reference ([`search`]), `cuda_fwd` the kernels in `kernels/knn.cu`.
+#[derive(Debug, Clone, Copy)]
+pub struct KnnOp {
+    pub k: usize,
+}
+
+impl candle_core::CustomOp1 for KnnOp {
+    fn name(&self) -> &'static str {
+        "knn"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let (n, d) = layout.shape().dims2()?;
+        let Some((a, b)) = layout.contiguous_offsets() else {
+            candle_core::bail!("knn: the matrix must be contiguous");
+        };
+        let values = &storage.as_slice::<f32>()?[a..b];
+        let out = search(values, n, d, self.k, QUERY_BLOCK, REFERENCE_TILE);
+        Ok((candle_core::CpuStorage::U32(out), (n, self.k).into()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        storage: &candle_core::CudaStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, candle_core::Shape)> {
+        crate::cuda::knn(storage, layout, self.k)
+    }
+}
+
+/// The CPU reference: each row's k nearest other rows of the row-major `n x d` `values`.
+/// `k` must be below `n`.
+pub(crate) fn search(
+    values: &[f32],
+    n: usize,
+    d: usize,
+    k: usize,
+    block: usize,
+    tile: usize,
+) -> Vec<u32> {
     // Squared norms from the values in place: `x.sqr()` would hold a second n x d matrix.
-    let d = x.dim(1).context("k-NN")?;
     let mut norms = vec![0f32; n];
     if d > 0 {
-        with_host_values(&x, |values| {
-            norms
-                .par_iter_mut()
-                .zip(values.par_chunks(d))
-                .for_each(|(norm, row)| *norm = row.iter().map(|v| v * v).sum());
-        })?;
+        norms
+            .par_iter_mut()
+            .zip(values.par_chunks(d))
+            .for_each(|(norm, row)| *norm = row.iter().map(|v| v * v).sum());
     }
-    let xt = x.t().context("k-NN")?;
     let mut out = vec![0u32; n * k];
+    // One products buffer for every (block, tile) pair: a fresh 8 MiB allocation each time
+    // costs page zeroing (benches/RESULTS.md).
+    let mut products = vec![0f32; block.min(n) * tile.min(n)];
     for qs in (0..n).step_by(block) {
         let ql = block.min(n - qs);
-        let queries = x.narrow(0, qs, ql).context("k-NN")?;
         let mut tops: Vec<Top> = (0..ql).map(|i| Top::new(k, qs + i)).collect();
         for rs in (0..n).step_by(tile) {
             let rl = tile.min(n - rs);
-            // Only the products come back from the device; the distances are formed while
-            // selecting, so no second pass over the tile is needed.
-            let products = xt
-                .narrow(1, rs, rl)
-                .and_then(|r| queries.matmul(&r))
-                .context("k-NN distances")?;
-            with_host_values(&products, |values| {
-                tops.par_iter_mut()
-                    .zip(values.par_chunks(rl))
-                    .for_each(|(top, row)| top.scan(row, &norms[rs..rs + rl], rs));
-            })?;
+            let products = &mut products[..ql * rl];
+            if d == 0 {
+                products.fill(0.0);
+            } else {
+                // SAFETY: `products` is ql x rl, row-major (column stride 1, row stride rl);
+                // the queries are rows qs.. of `values` (ql x d, row stride d); the right-hand
+                // side is rows rs.. read as a d x rl matrix (row stride 1, column stride d).
+                // Every index stays inside the slices.
+                unsafe {
+                    gemm::gemm(
+                        ql,
+                        rl,
+                        d,
+                        products.as_mut_ptr(),
+                        1,
+                        rl as isize,
+                        false,
+                        values[qs * d..].as_ptr(),
+                        1,
+                        d as isize,
+                        values[rs * d..].as_ptr(),
+                        d as isize,
+                        1,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::Rayon(rayon::current_num_threads()),
+                    );
+                }
+            }
+            tops.par_iter_mut()
+                .zip(products.par_chunks(rl))
+                .for_each(|(top, row)| top.scan(row, &norms[rs..rs + rl], rs));
         }
         out[qs * k..(qs + ql) * k]
             .par_chunks_mut(k)
@@ -111,8 +216,14 @@ fn neighbours_tiled(
                 }
             });
     }
-    Ok(out)
+    out
 }
+
+/// The most neighbours the CUDA kernel keeps per query (`KNN_MAX_K` in kernels/knn.cu).
+pub const GPU_MAX_K: usize = 64;
+
+/// Rows per chunk when a whole-matrix temporary would cost memory.
+const CHUNK_ROWS: usize = 16384;
 
 /// Queries per block of the exact search.
 const QUERY_BLOCK: usize = 1024;
@@ -120,28 +231,6 @@ const QUERY_BLOCK: usize = 1024;
 /// glibc's allocator maps and unmaps every product afresh, and zeroing those pages took more
 /// time than the arithmetic (benches/RESULTS.md).
 const REFERENCE_TILE: usize = 2048;
-
-/// Calls `f` with a contiguous f32 tensor's values: borrowed from CPU storage, copied from a
-/// device.
-fn with_host_values(t: &Tensor, f: impl FnOnce(&[f32])) -> Result<(), EmbedError> {
-    {
-        let (storage, layout) = t.storage_and_layout();
-        if let (candle_core::Storage::Cpu(cpu), Some((a, b))) =
-            (&*storage, layout.contiguous_offsets())
-        {
-            if let Ok(values) = cpu.as_slice::<f32>() {
-                f(&values[a..b]);
-                return Ok(());
-            }
-        }
-    }
-    let values = t
-        .flatten_all()
-        .and_then(|g| g.to_vec1::<f32>())
-        .context("k-NN distances")?;
-    f(&values);
-    Ok(())
-}
 
 /// One query's k nearest rows so far: a sorted list of (distance less the query's own norm,
 /// row), kept at k entries (k is small, so insertion beats a heap). The query's own norm is the
@@ -336,15 +425,27 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(12);
         let (n, d, k) = (203, 5, 7);
         let values: Vec<f32> = (0..n * d).map(|_| rng.random_range(-3.0..3.0)).collect();
-        let t = Tensor::from_vec(values.clone(), (n, d), &Device::Cpu).unwrap();
         let slow = neighbours_slow(&values, d, k);
         for (block, tile) in [(1, 1), (7, 13), (64, 50), (203, 8), (500, 500)] {
             assert_eq!(
-                neighbours_tiled(&t, k, block, tile).unwrap(),
+                search(&values, n, d, k, block, tile),
                 slow,
                 "block {block} tile {tile}"
             );
         }
+    }
+
+    #[test]
+    fn rows_far_from_the_origin_are_centred_first() {
+        // |x|^2 is about 64e6 while neighbours differ by about 1e3: without centring, f32
+        // cancellation would reorder them.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(13);
+        let (n, d, k) = (300, 64, 10);
+        let values: Vec<f32> = (0..n * d)
+            .map(|_| 1.0e3 + 10.0 * rng.random_range(-1.0f32..1.0))
+            .collect();
+        let t = Tensor::from_vec(values.clone(), (n, d), &Device::Cpu).unwrap();
+        assert_eq!(neighbours(&t, k).unwrap(), neighbours_slow(&values, d, k));
     }
 
     #[test]

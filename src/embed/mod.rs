@@ -13,7 +13,7 @@ pub mod precomputed;
 pub mod probe;
 pub mod raw;
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use serde::Serialize;
 
 use crate::dataset::{Dataset, ImageStatus, Payload, TextValue};
@@ -37,6 +37,8 @@ pub enum EmbedError {
     NonFinite { view: String, row: u32 },
     #[error("no row can be embedded: every row lacks a label or has an unusable payload ({0})")]
     NothingUsable(String),
+    #[error(transparent)]
+    Device(#[from] crate::device::DeviceError),
 }
 
 pub(crate) trait CandleContext<T> {
@@ -150,11 +152,6 @@ impl Embedding {
             .and_then(|t| t.to_vec1::<f32>())
             .context("copying embeddings to the host")
     }
-}
-
-/// The device to compute on: CPU in this build.
-pub fn device() -> Device {
-    Device::Cpu
 }
 
 #[cfg(test)]

@@ -29,6 +29,9 @@ pub struct DetectionReport {
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped_because: Option<String>,
+    /// Where embeddings and k-NN were computed: `cpu` or `cuda` (absent when nothing ran).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<&'static str>,
     pub rows_used: usize,
     pub rows_excluded: Vec<Excluded>,
     pub views: Vec<ViewSummary>,
@@ -140,6 +143,7 @@ pub fn build(outcome: &Outcome, dataset: &Dataset) -> Option<DetectionReport> {
     let empty = |status, because: Option<&String>| DetectionReport {
         status,
         skipped_because: because.cloned(),
+        device: None,
         rows_used: 0,
         rows_excluded: Vec::new(),
         views: Vec::new(),
@@ -243,6 +247,7 @@ pub fn build(outcome: &Outcome, dataset: &Dataset) -> Option<DetectionReport> {
     Some(DetectionReport {
         status: "ran",
         skipped_because: None,
+        device: Some(analysis.device),
         rows_used: subset.len(),
         rows_excluded: excluded,
         views,
