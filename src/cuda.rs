@@ -9,7 +9,7 @@ use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
 use candle_core::cuda_backend::WrapErr;
 use candle_core::{CudaStorage, Layout, Result, Shape};
 
-use crate::detect::knn::GPU_MAX_K as KNN_MAX_K;
+use crate::detect::exact::GPU_MAX_K as KNN_MAX_K;
 
 const KNN_PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/knn.ptx"));
 const KNN_MODULE: &str = "poisongate_knn";
@@ -195,7 +195,7 @@ mod tests {
         tile: usize,
         gpu: &Device,
     ) {
-        let x = crate::detect::knn::prepared(&Tensor::from_slice(values, (n, d), gpu).unwrap())
+        let x = crate::detect::exact::prepared(&Tensor::from_slice(values, (n, d), gpu).unwrap())
             .unwrap();
         // The reference searches the same (possibly centred) values.
         let values: &[f32] = &x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
@@ -206,7 +206,7 @@ mod tests {
             .unwrap()
             .to_vec1()
             .unwrap();
-        let want = crate::detect::knn::search(values, n, d, k, 1024, 2048);
+        let want = crate::detect::exact::search(values, n, d, k, 1024, 2048);
         let dist = |i: usize, j: u32| -> f64 {
             (0..d)
                 .map(|t| (values[i * d + t] as f64 - values[j as usize * d + t] as f64).powi(2))
@@ -270,7 +270,7 @@ mod tests {
         let Some(gpu) = gpu() else { return };
         let x = Tensor::zeros((100, 2), candle_core::DType::F32, &gpu).unwrap();
         let err = x
-            .apply_op1_no_bwd(&crate::detect::knn::KnnOp { k: KNN_MAX_K + 1 })
+            .apply_op1_no_bwd(&crate::detect::exact::KnnOp { k: KNN_MAX_K + 1 })
             .unwrap_err();
         assert!(err.to_string().contains("at most 64"), "{err}");
     }

@@ -4,6 +4,7 @@
 //! The per-class statistics each method computed are kept for the report.
 
 pub mod clustering;
+pub mod exact;
 pub mod hnsw;
 pub mod ica;
 pub mod kmeans;
