@@ -2,8 +2,10 @@
 //! classes, seeded), the shape of the CPU target. `benches/detectors.sh` runs it once
 //! per detector under `/usr/bin/time -v` for peak memory and prints the table.
 //!
-//! Usage: `detectors DETECTOR [N] [D]`, DETECTOR one of spectral, clustering, knn-exact,
-//! knn-hnsw.
+//! Usage: `detectors DETECTOR [N] [D] [SPREAD]`, DETECTOR one of spectral, clustering,
+//! knn-exact, knn-hnsw. SPREAD (default 3) is the standard deviation of the class centres'
+//! coordinates, against unit noise; 0 puts every class on one centre, structureless rows on
+//! which the exact search can prune nothing.
 
 use std::time::Instant;
 
@@ -29,12 +31,13 @@ fn main() {
         .to_string();
     let n: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(200_000);
     let d: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(128);
+    let spread: f32 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(3.0);
     let classes = 10;
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-    let spread = Normal::new(0.0f32, 3.0).expect("constant parameters");
+    let centre = Normal::new(0.0f32, spread).expect("a finite, non-negative spread");
     let noise = Normal::new(0.0f32, 1.0).expect("constant parameters");
     let centres: Vec<Vec<f32>> = (0..classes)
-        .map(|_| (0..d).map(|_| spread.sample(&mut rng)).collect())
+        .map(|_| (0..d).map(|_| centre.sample(&mut rng)).collect())
         .collect();
     let labels: Vec<u32> = (0..n)
         .map(|_| rng.random_range(0..classes as u32))
@@ -88,7 +91,7 @@ fn main() {
     };
     let seconds = start.elapsed().as_secs_f64();
     println!(
-        "{detector} n={n} d={d} seconds={seconds:.3} flagged={flagged} matrix_mib={:.1}",
+        "{detector} n={n} d={d} spread={spread} seconds={seconds:.3} flagged={flagged} matrix_mib={:.1}",
         (n * d * 4) as f64 / (1 << 20) as f64
     );
 }

@@ -206,7 +206,7 @@ mod tests {
             .unwrap()
             .to_vec1()
             .unwrap();
-        let want = crate::detect::exact::search(values, n, d, k, 1024, 2048);
+        let want = crate::detect::exact::search(values, n, d, k);
         let dist = |i: usize, j: u32| -> f64 {
             (0..d)
                 .map(|t| (values[i * d + t] as f64 - values[j as usize * d + t] as f64).powi(2))

@@ -1,8 +1,11 @@
 //! The exact neighbour search behind deep k-NN: blocks of queries against tiles of rows, one
 //! matrix product per pair (the gemm crate on the CPU, cuBLAS on CUDA), each query's k
-//! smallest `|x|^2 - 2 q.x` kept in a running top-k. The `n x n` matrix never exists.
+//! smallest `|x|^2 - 2 q.x` kept in a running top-k. The `n x n` matrix never exists. On the
+//! CPU, clusters of rows that cannot hold a query's neighbours are skipped (triangle
+//! inequality), which changes the work and never the answer.
 
 use candle_core::{DType, Tensor};
+use rand::SeedableRng;
 use rayon::prelude::*;
 
 use crate::embed::{CandleContext, EmbedError};
@@ -10,12 +13,12 @@ use crate::embed::{CandleContext, EmbedError};
 /// Indices (`n x k`, row-major, nearest first) of each row's k nearest other rows, by
 /// Euclidean distance; ties are broken by the lower index. `k` must be below the row count.
 ///
-/// Queries go in blocks of [`QUERY_BLOCK`] rows against tiles of [`REFERENCE_TILE`] rows:
-/// one matrix product per (block, tile) pair, whose products are scanned at once into each
-/// query's running top-k. Tiling both sides keeps the products small whatever `n` is and
-/// reuses each operand's packing over thousands of rows. On two cores at 200,000 x 128 the
-/// search took 443 s with 41-query blocks against every row, 350 s with 32 MiB tiles, 141 s
-/// with 16 MiB tiles read in place and 95-120 s with 8 MiB tiles (benches/RESULTS.md).
+/// On the CPU ([`search_with`]) queries go in blocks of one k-means cluster against tiles of
+/// the clusters their distance bounds cannot rule out, one matrix product per (block, tile)
+/// pair. On two cores at 200,000 x 128 the search took 443 s with 41-query blocks against every
+/// row, 95-120 s with shared-thread products over every pair, 62 s with one product per rayon
+/// task, and 7 s when the rows form ten separate groups and most clusters are skipped
+/// (benches/RESULTS.md).
 pub fn neighbours(matrix: &Tensor, k: usize) -> Result<Vec<u32>, EmbedError> {
     let n = matrix.dim(0).context("k-NN")?;
     if k == 0 || n <= k {
@@ -89,7 +92,7 @@ impl candle_core::CustomOp1 for KnnOp {
             candle_core::bail!("knn: the matrix must be contiguous");
         };
         let values = &storage.as_slice::<f32>()?[a..b];
-        let out = search(values, n, d, self.k, QUERY_BLOCK, REFERENCE_TILE);
+        let out = search(values, n, d, self.k);
         Ok((candle_core::CpuStorage::U32(out), (n, self.k).into()))
     }
 
@@ -103,79 +106,413 @@ impl candle_core::CustomOp1 for KnnOp {
     }
 }
 
-/// The CPU reference: each row's k nearest other rows of the row-major `n x d` `values`.
-/// `k` must be below `n`.
-pub(crate) fn search(
+/// The CPU search: each row's k nearest other rows of the row-major `n x d` `values`, with
+/// the default plan. `k` must be below `n`.
+pub(crate) fn search(values: &[f32], n: usize, d: usize, k: usize) -> Vec<u32> {
+    search_with(values, n, d, k, &Plan::for_rows(n)).0
+}
+
+/// How [`search_with`] cuts the work: queries per block, reference rows per tile, and the
+/// number of clusters the rows are partitioned into for pruning (1: every pair is computed).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Plan {
+    pub block: usize,
+    pub tile: usize,
+    pub clusters: usize,
+}
+
+impl Plan {
+    /// One cluster per [`CLUSTER_ROWS`] rows.
+    pub(crate) fn for_rows(n: usize) -> Self {
+        Plan {
+            block: QUERY_BLOCK,
+            tile: REFERENCE_TILE,
+            clusters: (n / CLUSTER_ROWS).max(1),
+        }
+    }
+}
+
+/// The exact search with pruning. The rows are partitioned by k-means into clusters, each with
+/// a centre `c` and a radius `r` (its farthest member). By the triangle inequality no member of
+/// a cluster is nearer to a query `q` than `|q - c| - r`. Queries go a block of one cluster at
+/// a time; the clusters are visited nearest bound first, and a cluster is only compared with
+/// the queries whose bound does not exceed their k-th distance so far (less a margin for f32
+/// rounding). Which rows are pruned never changes the answer, only the work: on rows that
+/// fall into well-separated groups (a network's embeddings of a labelled set) most pairs are
+/// skipped; on structureless rows the search computes every pair as before.
+///
+/// Returns the neighbours and the number of (query, row) distances computed.
+pub(crate) fn search_with(
     values: &[f32],
     n: usize,
     d: usize,
     k: usize,
-    block: usize,
-    tile: usize,
-) -> Vec<u32> {
-    // Squared norms from the values in place: `x.sqr()` would hold a second n x d matrix.
-    let mut norms = vec![0f32; n];
-    if d > 0 {
-        norms
-            .par_iter_mut()
-            .zip(values.par_chunks(d))
-            .for_each(|(norm, row)| *norm = row.iter().map(|v| v * v).sum());
-    }
+    plan: &Plan,
+) -> (Vec<u32>, u64) {
+    let norms = if d == 0 {
+        vec![0.0; n]
+    } else {
+        row_norms(values, d)
+    };
+    let parts = Partition::new(values, n, d, plan.clusters);
+    // An upper bound on every row's squared norm, for the rounding margin.
+    let max_norm = norms.iter().fold(0f32, |m, &v| m.max(v));
+    let work: Vec<&[u32]> = parts
+        .members
+        .iter()
+        .flat_map(|m| m.chunks(plan.block.max(1)))
+        .collect();
+    let context = Context {
+        values,
+        d,
+        k,
+        tile: plan.tile.max(1),
+        norms: &norms,
+        parts: &parts,
+        max_norm,
+    };
+    let results: Vec<(Vec<u32>, u64)> = work
+        .par_iter()
+        .map_init(Scratch::default, |scratch, queries| {
+            context.block(queries, scratch)
+        })
+        .collect();
     let mut out = vec![0u32; n * k];
-    // One products buffer for every (block, tile) pair: a fresh 8 MiB allocation each time
-    // costs page zeroing (benches/RESULTS.md).
-    let mut products = vec![0f32; block.min(n) * tile.min(n)];
-    for qs in (0..n).step_by(block) {
-        let ql = block.min(n - qs);
-        let mut tops: Vec<Top> = (0..ql).map(|i| Top::new(k, qs + i)).collect();
-        for rs in (0..n).step_by(tile) {
-            let rl = tile.min(n - rs);
-            let products = &mut products[..ql * rl];
-            if d == 0 {
-                products.fill(0.0);
-            } else {
-                // SAFETY: `products` is ql x rl, row-major (column stride 1, row stride rl);
-                // the queries are rows qs.. of `values` (ql x d, row stride d); the right-hand
-                // side is rows rs.. read as a d x rl matrix (row stride 1, column stride d).
-                // Every index stays inside the slices.
-                unsafe {
-                    gemm::gemm(
-                        ql,
-                        rl,
-                        d,
-                        products.as_mut_ptr(),
-                        1,
-                        rl as isize,
-                        false,
-                        values[qs * d..].as_ptr(),
-                        1,
-                        d as isize,
-                        values[rs * d..].as_ptr(),
-                        d as isize,
-                        1,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::Rayon(rayon::current_num_threads()),
-                    );
+    let mut pairs = 0u64;
+    for (queries, (nearest, computed)) in work.iter().zip(results) {
+        pairs += computed;
+        for (&q, found) in queries.iter().zip(nearest.chunks(k)) {
+            out[q as usize * k..(q as usize + 1) * k].copy_from_slice(found);
+        }
+    }
+    (out, pairs)
+}
+
+/// Squared row norms, read in place: `x.sqr()` would hold a second n x d matrix.
+fn row_norms(values: &[f32], d: usize) -> Vec<f32> {
+    debug_assert!(d > 0, "zero-width rows have no count");
+    values
+        .par_chunks(d)
+        .map(|row| row.iter().map(|v| v * v).sum())
+        .collect()
+}
+
+/// `out (m x c) = a (m x d) * b (c x d)^T`, row-major, single-threaded when `parallel` is
+/// false (the caller is already one of rayon's tasks).
+fn products(out: &mut [f32], a: &[f32], b: &[f32], m: usize, c: usize, d: usize, parallel: bool) {
+    debug_assert!(out.len() >= m * c && a.len() >= m * d && b.len() >= c * d);
+    if d == 0 {
+        out[..m * c].fill(0.0);
+        return;
+    }
+    let parallelism = if parallel {
+        gemm::Parallelism::Rayon(rayon::current_num_threads())
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: `out` holds m x c values (row stride c, column stride 1); `a` holds m rows of d
+    // (row stride d); `b` holds c rows of d, read as a d x c matrix (row stride 1, column
+    // stride d). The debug assertion above states the sizes every index stays within.
+    unsafe {
+        gemm::gemm(
+            m,
+            c,
+            d,
+            out.as_mut_ptr(),
+            1,
+            c as isize,
+            false,
+            a.as_ptr(),
+            1,
+            d as isize,
+            b.as_ptr(),
+            d as isize,
+            1,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// The rows cut into clusters: centres (`clusters x d`), their squared norms, radii, and
+/// members in ascending row order.
+struct Partition {
+    centres: Vec<f32>,
+    centre_norms: Vec<f32>,
+    radii: Vec<f32>,
+    members: Vec<Vec<u32>>,
+}
+
+impl Partition {
+    /// A few rounds of Lloyd's k-means from seeded distinct rows, assignments by matrix
+    /// product. The clustering only decides how much work is skipped, never the answer, so a
+    /// rough one is enough.
+    fn new(values: &[f32], n: usize, d: usize, clusters: usize) -> Self {
+        let clusters = clusters.clamp(1, n.max(1));
+        let mut assignment = vec![0u32; n];
+        if clusters > 1 && d > 0 {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(PARTITION_SEED);
+            let mut centres: Vec<f32> = rand::seq::index::sample(&mut rng, n, clusters)
+                .into_iter()
+                .flat_map(|i| values[i * d..(i + 1) * d].iter().copied())
+                .collect();
+            for round in 0..=LLOYD_ROUNDS {
+                assign(values, n, d, &centres, &mut assignment);
+                if round < LLOYD_ROUNDS {
+                    let (means, _) = means(values, d, clusters, &assignment);
+                    // An emptied cluster keeps its old centre.
+                    for (c, mean) in centres.chunks_mut(d).zip(means.chunks(d)) {
+                        if mean.iter().all(|v| v.is_finite()) {
+                            c.copy_from_slice(mean);
+                        }
+                    }
                 }
             }
-            tops.par_iter_mut()
-                .zip(products.par_chunks(rl))
-                .for_each(|(top, row)| top.scan(row, &norms[rs..rs + rl], rs));
         }
-        out[qs * k..(qs + ql) * k]
-            .par_chunks_mut(k)
-            .zip(tops.par_iter())
-            .for_each(|(best, top)| {
-                for (b, &(_, j)) in best.iter_mut().zip(&top.items) {
-                    *b = j;
+        let (centres, members) = means(values, d, clusters, &assignment);
+        let centres: Vec<f32> = centres
+            .iter()
+            .map(|&v| if v.is_finite() { v } else { 0.0 })
+            .collect();
+        let radii: Vec<f32> = members
+            .par_iter()
+            .enumerate()
+            .map(|(c, rows)| {
+                let centre = &centres[c * d..(c + 1) * d];
+                let farthest = rows
+                    .iter()
+                    .map(|&i| {
+                        let row = &values[i as usize * d..(i as usize + 1) * d];
+                        row.iter()
+                            .zip(centre)
+                            .map(|(&x, &m)| (x as f64 - m as f64).powi(2))
+                            .sum::<f64>()
+                    })
+                    .fold(0f64, f64::max);
+                // Rounded up: the bound must not shrink in f32.
+                (farthest.sqrt() * (1.0 + 1e-6)) as f32
+            })
+            .collect();
+        let centre_norms = if d == 0 {
+            vec![0.0; clusters]
+        } else {
+            row_norms(&centres, d)
+        };
+        Partition {
+            centres,
+            centre_norms,
+            radii,
+            members,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.radii.len()
+    }
+}
+
+/// Each row's nearest centre (`|c|^2 - 2 x.c`), in chunks of rows.
+fn assign(values: &[f32], n: usize, d: usize, centres: &[f32], assignment: &mut [u32]) {
+    let clusters = centres.len() / d.max(1);
+    let centre_norms = row_norms(centres, d);
+    let mut dots = vec![0f32; CHUNK_ROWS.min(n) * clusters];
+    for start in (0..n).step_by(CHUNK_ROWS) {
+        let rows = CHUNK_ROWS.min(n - start);
+        let dots = &mut dots[..rows * clusters];
+        products(dots, &values[start * d..], centres, rows, clusters, d, true);
+        assignment[start..start + rows]
+            .par_iter_mut()
+            .zip(dots.par_chunks(clusters))
+            .for_each(|(a, dots)| {
+                let mut best = (f32::INFINITY, 0u32);
+                for (c, (&dot, &norm)) in dots.iter().zip(&centre_norms).enumerate() {
+                    let v = norm - 2.0 * dot;
+                    if v < best.0 {
+                        best = (v, c as u32);
+                    }
                 }
+                *a = best.1;
             });
     }
-    out
+}
+
+/// Member means (f64 sums; NaN for an empty cluster) and member lists.
+fn means(
+    values: &[f32],
+    d: usize,
+    clusters: usize,
+    assignment: &[u32],
+) -> (Vec<f32>, Vec<Vec<u32>>) {
+    let mut members = vec![Vec::new(); clusters];
+    for (i, &a) in assignment.iter().enumerate() {
+        members[a as usize].push(i as u32);
+    }
+    let centres = members
+        .par_iter()
+        .flat_map_iter(|rows| {
+            let mut sum = vec![0f64; d];
+            for &i in rows {
+                for (s, &v) in sum
+                    .iter_mut()
+                    .zip(&values[i as usize * d..(i as usize + 1) * d])
+                {
+                    *s += v as f64;
+                }
+            }
+            let count = rows.len() as f64;
+            sum.into_iter().map(move |s| (s / count) as f32)
+        })
+        .collect();
+    (centres, members)
+}
+
+/// What every block of queries reads.
+struct Context<'a> {
+    values: &'a [f32],
+    d: usize,
+    k: usize,
+    tile: usize,
+    norms: &'a [f32],
+    parts: &'a Partition,
+    max_norm: f32,
+}
+
+/// One rayon task's buffers, reused from block to block.
+#[derive(Default)]
+struct Scratch {
+    queries: Vec<f32>,
+    subset: Vec<f32>,
+    rows: Vec<f32>,
+    row_norms: Vec<f32>,
+    products: Vec<f32>,
+}
+
+impl Context<'_> {
+    fn row(&self, i: u32) -> &[f32] {
+        &self.values[i as usize * self.d..(i as usize + 1) * self.d]
+    }
+
+    /// The k nearest rows of each of `queries` (all members of one cluster), and the number of
+    /// distances computed.
+    fn block(&self, queries: &[u32], scratch: &mut Scratch) -> (Vec<u32>, u64) {
+        let (d, k, parts) = (self.d, self.k, self.parts);
+        let ql = queries.len();
+        let clusters = parts.len();
+        scratch.queries.clear();
+        for &q in queries {
+            scratch.queries.extend_from_slice(self.row(q));
+        }
+        let query_norms: Vec<f32> = queries.iter().map(|&q| self.norms[q as usize]).collect();
+        // f32 rounding: a computed squared distance is within about `d u (|q|^2 + |x|^2)` of
+        // the true one (u = 2^-24); the margin is four times that.
+        let rounding = 4.0 * (d.max(1) as f32) * f32::EPSILON / 2.0;
+        let margins: Vec<f32> = query_norms
+            .iter()
+            .map(|&qn| rounding * (qn + self.max_norm) + f32::MIN_POSITIVE)
+            .collect();
+        // Lower bounds on the distance from each query to each cluster's members.
+        let mut bounds = vec![0f32; ql * clusters];
+        products(
+            &mut bounds,
+            &scratch.queries,
+            &parts.centres,
+            ql,
+            clusters,
+            d,
+            false,
+        );
+        for (row, (&qn, &margin)) in bounds
+            .chunks_mut(clusters)
+            .zip(query_norms.iter().zip(&margins))
+        {
+            for (b, (&cn, &r)) in row
+                .iter_mut()
+                .zip(parts.centre_norms.iter().zip(&parts.radii))
+            {
+                let squared = (qn + cn - 2.0 * *b - margin).max(0.0);
+                *b = (squared.sqrt() - r).max(0.0);
+            }
+        }
+        let nearest_bound: Vec<f32> = (0..clusters)
+            .map(|c| {
+                (0..ql)
+                    .map(|i| bounds[i * clusters + c])
+                    .fold(f32::INFINITY, f32::min)
+            })
+            .collect();
+        let mut order: Vec<usize> = (0..clusters)
+            .filter(|&c| !parts.members[c].is_empty())
+            .collect();
+        order.sort_by(|&a, &b| {
+            nearest_bound[a]
+                .total_cmp(&nearest_bound[b])
+                .then(a.cmp(&b))
+        });
+
+        let mut tops: Vec<Top> = queries.iter().map(|&q| Top::new(k, q as usize)).collect();
+        let mut pairs = 0u64;
+        let mut needed = Vec::with_capacity(ql);
+        for c in order {
+            // The squared distance a row must beat for each query, with the margin.
+            let reach = |i: usize| tops[i].kth(query_norms[i]) + margins[i];
+            let widest = (0..ql).map(reach).fold(0f32, f32::max);
+            if nearest_bound[c] * nearest_bound[c] > widest {
+                // Clusters come nearest bound first: no later one can reach any query.
+                break;
+            }
+            needed.clear();
+            needed.extend((0..ql).filter(|&i| {
+                let b = bounds[i * clusters + c];
+                b * b <= reach(i)
+            }));
+            if needed.is_empty() {
+                continue;
+            }
+            let queries_here: &[f32] = if needed.len() == ql {
+                &scratch.queries
+            } else {
+                scratch.subset.clear();
+                for &i in &needed {
+                    scratch
+                        .subset
+                        .extend_from_slice(&scratch.queries[i * d..(i + 1) * d]);
+                }
+                &scratch.subset
+            };
+            for ids in parts.members[c].chunks(self.tile) {
+                let rl = ids.len();
+                scratch.rows.clear();
+                scratch.row_norms.clear();
+                for &j in ids {
+                    scratch.rows.extend_from_slice(self.row(j));
+                    scratch.row_norms.push(self.norms[j as usize]);
+                }
+                scratch.products.resize(needed.len() * rl, 0.0);
+                products(
+                    &mut scratch.products,
+                    queries_here,
+                    &scratch.rows,
+                    needed.len(),
+                    rl,
+                    d,
+                    false,
+                );
+                for (&i, dots) in needed.iter().zip(scratch.products.chunks(rl)) {
+                    tops[i].scan(dots, &scratch.row_norms, ids);
+                }
+                pairs += (needed.len() * rl) as u64;
+            }
+        }
+        let mut out = Vec::with_capacity(ql * k);
+        for top in &tops {
+            out.extend(top.items.iter().map(|&(_, j)| j));
+        }
+        (out, pairs)
+    }
 }
 
 /// The most neighbours the CUDA kernel keeps per query (`KNN_MAX_K` in kernels/knn.cu).
@@ -183,6 +520,13 @@ pub const GPU_MAX_K: usize = 64;
 
 /// Rows per chunk when a whole-matrix temporary would cost memory.
 const CHUNK_ROWS: usize = 16384;
+
+/// Rows per cluster of the pruning partition ([`Plan::for_rows`]).
+const CLUSTER_ROWS: usize = 2048;
+/// Lloyd rounds of the pruning partition.
+const LLOYD_ROUNDS: usize = 4;
+/// The partition is seeded, so the work done is the same from run to run.
+const PARTITION_SEED: u64 = 0x6b6e_6e5f;
 
 /// Queries per block of the exact search.
 const QUERY_BLOCK: usize = 1024;
@@ -193,13 +537,14 @@ const REFERENCE_TILE: usize = 2048;
 
 /// One query's k nearest rows so far: a sorted list of (distance less the query's own norm,
 /// row), kept at k entries (k is small, so insertion beats a heap). The query's own norm is the
-/// same for every candidate, so it is left out of the comparison.
+/// same for every candidate, so it is left out of the comparison. Equal distances go to the
+/// lower row, whatever order rows are seen in.
 struct Top {
     query: usize,
     k: usize,
     items: Vec<(f32, u32)>,
-    /// The k-th distance once the list is full; a candidate must beat it.
-    worst: f32,
+    /// The k-th entry once the list is full; a candidate must come before it.
+    worst: (f32, u32),
 }
 
 impl Top {
@@ -208,19 +553,28 @@ impl Top {
             query,
             k,
             items: Vec::with_capacity(k + 1),
-            worst: f32::INFINITY,
+            worst: (f32::INFINITY, u32::MAX),
         }
     }
 
-    /// Takes in the rows `offset..offset + products.len()`, given the query's dot products
-    /// with them and their squared norms. Rows are seen in ascending order, so an equal
-    /// distance never displaces an earlier row.
-    fn scan(&mut self, products: &[f32], norms: &[f32], offset: usize) {
+    /// The squared distance to the k-th row so far (infinite until k rows are in), given
+    /// the query's own squared norm.
+    fn kth(&self, query_norm: f32) -> f32 {
+        self.worst.0 + query_norm
+    }
+
+    /// Takes in the rows `ids`, given the query's dot products with them and their squared
+    /// norms.
+    fn scan(&mut self, products: &[f32], norms: &[f32], ids: &[u32]) {
         // Almost every candidate loses to the k-th distance: test 16 at a time with a
         // branch-free minimum (vectorised) and look closer only when one can win.
         const LANES: usize = 16;
         let mut distances = [0f32; LANES];
-        for (c, (g, norm)) in products.chunks(LANES).zip(norms.chunks(LANES)).enumerate() {
+        for ((g, norm), ids) in products
+            .chunks(LANES)
+            .zip(norms.chunks(LANES))
+            .zip(ids.chunks(LANES))
+        {
             let lanes = g.len();
             for ((d, &g), &norm) in distances.iter_mut().zip(g).zip(norm) {
                 *d = norm - 2.0 * g;
@@ -228,21 +582,138 @@ impl Top {
             let least = distances[..lanes]
                 .iter()
                 .fold(f32::INFINITY, |m, &d| m.min(d));
-            if least >= self.worst {
+            if least > self.worst.0 {
                 continue;
             }
-            for (l, &d) in distances[..lanes].iter().enumerate() {
-                let j = offset + c * LANES + l;
-                if d >= self.worst || j == self.query {
+            for (&d, &j) in distances[..lanes].iter().zip(ids) {
+                if (d, j) >= self.worst || j as usize == self.query {
                     continue;
                 }
-                let at = self.items.partition_point(|&(e, _)| e <= d);
-                self.items.insert(at, (d, j as u32));
+                let at = self.items.partition_point(|&e| e < (d, j));
+                self.items.insert(at, (d, j));
                 self.items.truncate(self.k);
                 if self.items.len() == self.k {
-                    self.worst = self.items[self.k - 1].0;
+                    self.worst = self.items[self.k - 1];
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use rand::Rng;
+    use rand_distr::{Distribution, Normal};
+
+    /// The obvious O(n^2 d) search, with exact differences; ties to the lower row.
+    pub(crate) fn neighbours_slow(values: &[f32], d: usize, k: usize) -> Vec<u32> {
+        let n = values.len() / d;
+        let mut out = Vec::new();
+        for i in 0..n {
+            let mut all: Vec<(f64, u32)> = (0..n)
+                .filter(|&j| j != i)
+                .map(|j| {
+                    let s: f64 = (0..d)
+                        .map(|t| (values[i * d + t] as f64 - values[j * d + t] as f64).powi(2))
+                        .sum();
+                    (s, j as u32)
+                })
+                .collect();
+            all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            out.extend(all[..k].iter().map(|&(_, j)| j));
+        }
+        out
+    }
+
+    /// `groups` Gaussian clusters (centres spread `spread`, unit noise), rows shuffled.
+    fn grouped(n: usize, d: usize, groups: usize, spread: f32, seed: u64) -> Vec<f32> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let centre = Normal::new(0.0f32, spread).unwrap();
+        let noise = Normal::new(0.0f32, 1.0).unwrap();
+        let centres: Vec<f32> = (0..groups * d).map(|_| centre.sample(&mut rng)).collect();
+        (0..n)
+            .flat_map(|_| {
+                let g = rng.random_range(0..groups);
+                (0..d)
+                    .map(|t| centres[g * d + t] + noise.sample(&mut rng))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    fn plan(clusters: usize) -> Plan {
+        Plan {
+            block: 64,
+            tile: 100,
+            clusters,
+        }
+    }
+
+    #[test]
+    fn pruning_skips_far_groups_and_keeps_the_answer() {
+        let (n, d, k) = (1500, 16, 10);
+        let values = grouped(n, d, 8, 3.0, 1);
+        let want = neighbours_slow(&values, d, k);
+        let (all, every_pair) = search_with(&values, n, d, k, &plan(1));
+        assert_eq!(all, want);
+        assert_eq!(every_pair, (n * n) as u64);
+        let (pruned, pairs) = search_with(&values, n, d, k, &plan(24));
+        assert_eq!(pruned, want);
+        // Eight groups far apart: a query needs about its own group's rows.
+        assert!(
+            pairs < every_pair / 3,
+            "{pairs} of {every_pair} distances computed"
+        );
+    }
+
+    #[test]
+    fn structureless_rows_give_the_same_answer_with_clusters() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+        for (n, d, k) in [(400, 8, 5), (257, 1, 3), (300, 40, 12)] {
+            let values: Vec<f32> = (0..n * d).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let want = neighbours_slow(&values, d, k);
+            for clusters in [2, 7, n / 10, n] {
+                assert_eq!(
+                    search_with(&values, n, d, k, &plan(clusters)).0,
+                    want,
+                    "n={n} d={d} k={k} clusters={clusters}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn ties_go_to_the_lower_row_whichever_cluster_is_searched_first() {
+        // Small integers: every product is exact in f32, so duplicated rows tie exactly.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let (n, d, k) = (240, 4, 6);
+        let distinct: Vec<f32> = (0..30 * d)
+            .map(|_| rng.random_range(-3..=3) as f32)
+            .collect();
+        let values: Vec<f32> = (0..n)
+            .flat_map(|_| {
+                let r = rng.random_range(0..30);
+                distinct[r * d..(r + 1) * d].to_vec()
+            })
+            .collect();
+        let want = neighbours_slow(&values, d, k);
+        for clusters in [1, 5, 30, 240] {
+            assert_eq!(
+                search_with(&values, n, d, k, &plan(clusters)).0,
+                want,
+                "clusters={clusters}"
+            );
+        }
+    }
+
+    #[test]
+    fn k_of_all_other_rows_and_zero_width_rows() {
+        let values = grouped(120, 3, 4, 5.0, 4);
+        let want = neighbours_slow(&values, 3, 119);
+        assert_eq!(search_with(&values, 120, 3, 119, &plan(6)).0, want);
+        // d = 0: every distance is 0, so the neighbours are the lowest other rows.
+        let (nearest, _) = search_with(&[], 5, 0, 2, &plan(3));
+        assert_eq!(nearest, [1, 2, 0, 2, 0, 1, 0, 1, 0, 1]);
     }
 }

@@ -2,11 +2,12 @@
 //! embedding space (itself excluded). The sample is flagged when the plurality label of its
 //! neighbours is not its own. Its score is the share of neighbours that carry another label.
 //!
-//! The search is exact. For one block of queries against one tile of rows at a time, the dot
-//! products are one matrix product (the gemm crate on the CPU, cuBLAS on CUDA), so the `n x n`
-//! matrix never exists; each query's k smallest `|x|^2 - 2 q.x` (its squared distances less
-//! its own constant norm) are kept in a running top-k, in parallel over queries (rayon on the
-//! CPU, one warp per query on CUDA: `kernels/knn.cu`).
+//! The search is exact (`exact.rs`). For one block of queries against one tile of rows at a
+//! time, the dot products are one matrix product (the gemm crate on the CPU, cuBLAS on CUDA),
+//! so the `n x n` matrix never exists; each query's k smallest `|x|^2 - 2 q.x` (its squared
+//! distances less its own constant norm) are kept in a running top-k (rayon tasks on the CPU,
+//! one warp per query on CUDA: `kernels/knn.cu`). On the CPU, clusters of rows that the
+//! triangle inequality rules out for a query are skipped.
 
 pub use super::exact::{neighbours, GPU_MAX_K};
 use super::{ClassStatistic, Detection, Points};
@@ -140,31 +141,12 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::exact::search;
+    use crate::detect::exact::tests::neighbours_slow;
+    use crate::detect::exact::{search_with, Plan};
     use crate::embed::View;
     use candle_core::Device;
     use candle_core::{DType, Tensor};
     use rand::{Rng, SeedableRng};
-
-    /// The obvious O(n^2 d) search, with exact differences.
-    fn neighbours_slow(values: &[f32], d: usize, k: usize) -> Vec<u32> {
-        let n = values.len() / d;
-        let mut out = Vec::new();
-        for i in 0..n {
-            let mut all: Vec<(f64, u32)> = (0..n)
-                .filter(|&j| j != i)
-                .map(|j| {
-                    let s: f64 = (0..d)
-                        .map(|t| (values[i * d + t] as f64 - values[j * d + t] as f64).powi(2))
-                        .sum();
-                    (s, j as u32)
-                })
-                .collect();
-            all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            out.extend(all[..k].iter().map(|&(_, j)| j));
-        }
-        out
-    }
 
     #[test]
     fn matches_the_slow_search_on_random_data() {
@@ -186,12 +168,21 @@ mod tests {
         let (n, d, k) = (203, 5, 7);
         let values: Vec<f32> = (0..n * d).map(|_| rng.random_range(-3.0..3.0)).collect();
         let slow = neighbours_slow(&values, d, k);
-        for (block, tile) in [(1, 1), (7, 13), (64, 50), (203, 8), (500, 500)] {
-            assert_eq!(
-                search(&values, n, d, k, block, tile),
-                slow,
-                "block {block} tile {tile}"
-            );
+        for (block, tile, clusters) in [
+            (1, 1, 1),
+            (7, 13, 1),
+            (64, 50, 1),
+            (203, 8, 1),
+            (500, 500, 1),
+            (16, 32, 9),
+            (500, 500, 203),
+        ] {
+            let plan = Plan {
+                block,
+                tile,
+                clusters,
+            };
+            assert_eq!(search_with(&values, n, d, k, &plan).0, slow, "{plan:?}");
         }
     }
 
