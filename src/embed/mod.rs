@@ -12,6 +12,7 @@
 pub mod precomputed;
 pub mod probe;
 pub mod raw;
+pub mod text;
 
 use candle_core::Tensor;
 use serde::Serialize;
@@ -39,6 +40,8 @@ pub enum EmbedError {
     NothingUsable(String),
     #[error(transparent)]
     Device(#[from] crate::device::DeviceError),
+    #[error("{0}")]
+    Text(String),
 }
 
 pub(crate) trait CandleContext<T> {
