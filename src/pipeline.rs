@@ -12,9 +12,10 @@ use crate::detect::knn::{self, KnnConfig, Votes};
 use crate::detect::spectral::{self, SpectralConfig};
 use crate::detect::{Detection, Points};
 use crate::embed::probe::ProbeConfig;
-use crate::embed::{precomputed, probe, raw, EmbedError, Embedding, Subset, View};
+use crate::embed::{precomputed, probe, raw, text, EmbedError, Embedding, Subset, View};
 use crate::progress::Progress;
 use crate::verdict::{self, Verdict, VerdictConfig};
+use candle_core::Tensor;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -36,6 +37,8 @@ pub struct DetectConfig {
     pub clustering: ClusteringConfig,
     pub knn: KnnConfig,
     pub verdict: VerdictConfig,
+    /// The sentence-transformer folder for text (`--model`); None: the fetched MiniLM.
+    pub text_model: Option<PathBuf>,
 }
 
 /// One detector on one view, and how long it took.
@@ -86,6 +89,38 @@ pub fn analyse(
         eprintln!("poisongate: {notice}");
         notes.push(notice);
     }
+    // A text column has no raw view: the sentence model's vectors take its place, and the
+    // probe trains on them. Computed once, on the first view that needs them.
+    let mut sentences: Option<Tensor> = None;
+    let mut text_view = |texts: &crate::dataset::Texts,
+                         notes: &mut Vec<String>|
+     -> Result<Embedding, EmbedError> {
+        if let Some(matrix) = &sentences {
+            return Ok(Embedding {
+                view: View::Minilm,
+                matrix: matrix.clone(),
+                training: None,
+            });
+        }
+        let (embedding, truncated, limit) = text::embed_texts(
+            texts,
+            &subset,
+            config.text_model.as_deref(),
+            &device,
+            progress,
+        )?;
+        if !truncated.is_empty() {
+            let shown: Vec<String> = truncated.iter().take(10).map(u32::to_string).collect();
+            notes.push(format!(
+                "{} text(s) were cut at the model's limit of {limit} tokens before embedding (dataset rows {}{})",
+                truncated.len(),
+                shown.join(", "),
+                if truncated.len() > 10 { ", ..." } else { "" }
+            ));
+        }
+        sentences = Some(embedding.matrix.clone());
+        Ok(embedding)
+    };
     for (view, detectors) in &config.plan {
         let t = Instant::now();
         let embedding = match (view, &dataset.payload, &config.embeddings) {
@@ -96,11 +131,30 @@ pub fn analyse(
                 precomputed::from_table(t, &subset, &device)?
             }
             (View::Precomputed, _, None) => return Err(EmbedError::Unsupported("precomputed")),
+            (View::Raw | View::Minilm, Payload::Text(texts), _) => text_view(texts, &mut notes)?,
+            (View::Minilm, payload, _) => {
+                return Err(EmbedError::Text(format!(
+                "the minilm view embeds a text column (--text-col); this dataset's payload is {}",
+                payload.kind()
+            )))
+            }
             (View::Raw, payload, _) => raw::embed(payload, &subset, &device)?,
+            (View::Probe, Payload::Text(texts), _) => {
+                let features = text_view(texts, &mut notes)?.matrix;
+                probe::embed(
+                    &dataset.payload,
+                    Some(&features),
+                    &subset,
+                    &config.probe,
+                    &device,
+                    progress,
+                )?
+            }
             (View::Probe, payload, _) => {
-                probe::embed(payload, &subset, &config.probe, &device, progress)?
+                probe::embed(payload, None, &subset, &config.probe, &device, progress)?
             }
         };
+        let view = &embedding.view.clone();
         let seconds = t.elapsed().as_secs_f64();
         let points = Points::new(&embedding, &subset)?;
         let name = view.name();

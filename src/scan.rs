@@ -2,7 +2,6 @@
 
 use crate::cli::config::{Columns, InputConfig, ScanConfig};
 use crate::dataset::Dataset;
-use crate::dataset::Payload;
 use crate::pipeline::{analyse, DetectConfig};
 use crate::progress::Progress;
 use crate::report::{self, detection, Report, RowFlags};
@@ -36,8 +35,7 @@ pub struct Outcome {
     pub detection: detection::Outcome,
 }
 
-/// Runs detection, or says why it cannot run on this dataset (no labels, a text payload
-/// without vectors). Real failures (an unreadable `.npy`, a diverging probe) are errors.
+/// Runs detection, or says why it cannot run on this dataset (no labels). Real failures (an unreadable `.npy`, a diverging probe) are errors.
 fn detect_outcome(
     dataset: &Dataset,
     config: &DetectConfig,
@@ -46,11 +44,6 @@ fn detect_outcome(
     if dataset.labels.is_none() {
         return Ok(detection::Outcome::Skipped(
             "the dataset has no label column (name one with --label); every detector compares samples within and across classes".into(),
-        ));
-    }
-    if matches!(dataset.payload, Payload::Text(_)) && config.embeddings.is_none() {
-        return Ok(detection::Outcome::Skipped(
-            "text samples need a pretrained text embedder, which this version does not have; give vectors with --embeddings, or use --validate-only".into(),
         ));
     }
     match analyse(dataset, config, progress)? {

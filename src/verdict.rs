@@ -132,8 +132,9 @@ pub fn decide(
         reasons: vec![Vec::new(); n],
         ..Default::default()
     };
-    // Label consistency is judged in the first view among raw, precomputed, probe that ran k-NN.
-    let preference = [View::Raw, View::Precomputed, View::Probe];
+    // Label consistency is judged in the first view among raw (minilm for text), precomputed,
+    // probe that ran k-NN.
+    let preference = [View::Raw, View::Minilm, View::Precomputed, View::Probe];
     let Some((knn_view, votes, disagreement)) = preference
         .iter()
         .find_map(|p| votes_by_view.iter().find(|(v, _, _)| v == p))

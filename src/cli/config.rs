@@ -187,6 +187,7 @@ fn detect_config(args: DetectArgs) -> Result<DetectConfig, ConfigError> {
         }
         EmbedderChoice::Auto => vec![],
         EmbedderChoice::Raw => vec![(View::Raw, all())],
+        EmbedderChoice::Minilm => vec![(View::Minilm, all())],
         EmbedderChoice::Probe => vec![(View::Probe, all())],
         EmbedderChoice::All => vec![(View::Raw, all()), (View::Probe, all())],
     };
@@ -223,6 +224,7 @@ fn detect_config(args: DetectArgs) -> Result<DetectConfig, ConfigError> {
             cluster_z: args.cluster_z,
             ..Default::default()
         },
+        text_model: args.model,
     })
 }
 

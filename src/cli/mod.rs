@@ -89,6 +89,12 @@ pub struct DetectArgs {
     #[arg(long, value_name = "FILE.npy")]
     pub embeddings: Option<PathBuf>,
 
+    /// Sentence-transformer folder (BERT family: config.json, tokenizer.json,
+    /// model.safetensors) for --text-col datasets. Default: all-MiniLM-L6-v2 as
+    /// datasets/models/fetch-minilm.sh fetches it, checked against its pinned SHA-256.
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+
     /// Upper bound on the poison rate; enables spectral signatures' own removal rule
     /// (1.5 x rate per class). The verdict never needs it.
     #[arg(long, value_name = "EPS")]
@@ -135,10 +141,14 @@ pub struct DetectArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum EmbedderChoice {
-    /// Probe view for spectral and clustering, raw view for k-NN.
+    /// Probe view for spectral and clustering, raw view for k-NN (for text, the minilm view
+    /// stands in for raw).
     Auto,
-    /// Standardised features or [0, 1] pixels for every detector.
+    /// Standardised features or [0, 1] pixels for every detector (for text: minilm).
     Raw,
+    /// Sentence embeddings of the --text-col column (all-MiniLM-L6-v2, or --model) for every
+    /// detector.
+    Minilm,
     /// The probe network's penultimate activations for every detector.
     Probe,
     /// Both views for every detector (for comparing; slower).

@@ -27,7 +27,7 @@ pub enum EmbedError {
         #[source]
         source: candle_core::Error,
     },
-    #[error("{} embedding needs a numeric or image payload; text is embedded by a pretrained model (not in this version), or give --embeddings", .0)]
+    #[error("{} embedding needs a numeric or image payload; text is embedded by a pretrained sentence model (the minilm view), or give --embeddings", .0)]
     Unsupported(&'static str),
     #[error("{}: {problem}", .path.display())]
     File {
@@ -121,6 +121,10 @@ pub enum View {
     Probe,
     /// Vectors supplied by the user.
     Precomputed,
+    /// Sentence embeddings of a text column by a pretrained sentence-transformer
+    /// (all-MiniLM-L6-v2 unless `--model` names another): not trained on the labels. For
+    /// text it takes the place of `raw`.
+    Minilm,
 }
 
 impl View {
@@ -130,6 +134,7 @@ impl View {
             View::Raw => "raw",
             View::Probe => "probe",
             View::Precomputed => "precomputed",
+            View::Minilm => "minilm",
         }
     }
 }
@@ -163,7 +168,7 @@ mod tests {
 
     #[test]
     fn view_names_match_the_json() {
-        for view in [View::Raw, View::Probe, View::Precomputed] {
+        for view in [View::Raw, View::Probe, View::Precomputed, View::Minilm] {
             assert_eq!(serde_json::to_value(view).unwrap(), view.name());
         }
     }

@@ -147,6 +147,7 @@ impl Probe {
 /// the network that fits them.
 fn build(
     payload: &Payload,
+    text_features: Option<&Tensor>,
     subset: &Subset,
     config: &ProbeConfig,
     device: &Device,
@@ -179,7 +180,15 @@ fn build(
             let x = Tensor::from_vec(pixels, (subset.len(), per), device).context("probe input")?;
             mlp(x, per, config.width, &mut init)?
         }
-        Payload::Text(_) => return Err(EmbedError::Unsupported("probe")),
+        Payload::Text(_) => match text_features {
+            // An MLP on the sentence embeddings: the model trained on the (possibly
+            // poisoned) labels, over a representation that was not.
+            Some(x) => {
+                let d = x.dim(1).context("probe input")?;
+                mlp(x.clone(), d, config.width, &mut init)?
+            }
+            None => return Err(EmbedError::Unsupported("probe")),
+        },
     };
     let head = init.linear(config.width, subset.n_classes)?;
     let probe = Probe {
@@ -244,15 +253,18 @@ fn cnn(
     Ok((x, net, architecture))
 }
 
-/// Trains the probe on the subset's labels and returns its penultimate activations.
+/// Trains the probe on the subset's labels and returns its penultimate activations. A text
+/// payload needs `text_features`, its sentence embeddings (subset rows x d): the probe is an
+/// MLP on them.
 pub fn embed(
     payload: &Payload,
+    text_features: Option<&Tensor>,
     subset: &Subset,
     config: &ProbeConfig,
     device: &Device,
     progress: &Progress,
 ) -> Result<Embedding, EmbedError> {
-    let (input, probe, architecture) = build(payload, subset, config, device)?;
+    let (input, probe, architecture) = build(payload, text_features, subset, config, device)?;
     let n = subset.len();
     let labels = Tensor::new(subset.labels.as_slice(), device).context("probe labels")?;
     let epochs = config
@@ -360,6 +372,7 @@ mod tests {
         let run = || {
             embed(
                 &payload,
+                None,
                 &subset,
                 &config,
                 &Device::Cpu,
@@ -399,6 +412,7 @@ mod tests {
         };
         let e = embed(
             &Payload::Images(img),
+            None,
             &subset,
             &config,
             &Device::Cpu,

@@ -8,7 +8,8 @@
 //! tensor bytes: nothing in them is executed), the known weights are checked against a
 //! pinned SHA-256, and a missing, truncated or wrongly shaped file is an error naming it.
 //!
-//! Not wired to the command line yet: `--text-col` datasets and `--embedder minilm` come next.
+//! `scan --text-col COL` embeds the column with it as the `minilm` view (`--model DIR` for
+//! another BERT-family folder); the probe then trains on these vectors.
 
 use std::path::{Path, PathBuf};
 
@@ -17,7 +18,72 @@ use candle_transformers::models::bert::{BertModel, Config};
 use sha2::{Digest, Sha256};
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
-use super::{CandleContext, EmbedError};
+use super::{CandleContext, EmbedError, Embedding, Subset, View};
+use crate::dataset::{TextValue, Texts};
+use crate::progress::Progress;
+
+/// Texts per progress step (and per call of [`TextModel::embed`]).
+const CHUNK: usize = 1024;
+/// Texts per forward pass: the fastest of 16, 64 and 256 on two cores (benches/RESULTS.md).
+const BATCH: usize = 64;
+
+/// The `minilm` view of a text payload: one unit vector per subset row, and the dataset rows
+/// whose text was cut at the model's token limit. `model_dir` None means the folder that
+/// `datasets/models/fetch-minilm.sh` writes, checked against the pinned SHA-256.
+pub fn embed_texts(
+    texts: &Texts,
+    subset: &Subset,
+    model_dir: Option<&Path>,
+    device: &Device,
+    progress: &Progress,
+) -> Result<(Embedding, Vec<u32>, usize), EmbedError> {
+    let (dir, pinned) = match model_dir {
+        Some(dir) => (dir.to_path_buf(), None),
+        None => (
+            default_minilm_dir().ok_or_else(|| {
+                EmbedError::Text("HOME is not set: give the model folder with --model".into())
+            })?,
+            Some(MINILM_SHA256),
+        ),
+    };
+    let model = TextModel::load(&dir, pinned, device)?;
+    let strings: Vec<&str> = subset
+        .rows
+        .iter()
+        .map(|&r| match &texts.values[r as usize] {
+            TextValue::Text(s) => Ok(s.as_str()),
+            // Subset::usable leaves these out; reaching one is a bug, not bad input.
+            _ => Err(EmbedError::Text(format!(
+                "dataset row {r}: no usable text in column {}",
+                texts.column
+            ))),
+        })
+        .collect::<Result<_, _>>()?;
+    let bar = progress.bar(strings.len() as u64, "texts");
+    let mut parts = Vec::new();
+    let mut truncated = Vec::new();
+    for (c, chunk) in strings.chunks(CHUNK).enumerate() {
+        let out = model.embed(chunk, BATCH)?;
+        truncated.extend(out.truncated.iter().map(|&i| subset.rows[c * CHUNK + i]));
+        parts.push(out.matrix);
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    let matrix = if parts.is_empty() {
+        Tensor::zeros((0, model.dim), DType::F32, device).context("text embedding")?
+    } else {
+        Tensor::cat(&parts, 0).context("text embedding")?
+    };
+    Ok((
+        Embedding {
+            view: View::Minilm,
+            matrix,
+            training: None,
+        },
+        truncated,
+        model.max_tokens,
+    ))
+}
 
 /// SHA-256 of all-MiniLM-L6-v2's `model.safetensors` as sentence-transformers publishes it
 /// (also pinned in `datasets/models/fetch-minilm.sh`).

@@ -334,3 +334,79 @@ fn scores_parquet_gains_a_column_per_detector() {
     let rows: usize = reader.build().unwrap().map(|b| b.unwrap().num_rows()).sum();
     assert_eq!(rows, 1797);
 }
+
+/// Sixty short sentences on two topics, one of them carrying the other topic's label.
+fn topic_sentences(path: &Path) -> usize {
+    let food = [
+        "I cooked fresh pasta with tomato sauce for dinner",
+        "This warm soup tastes of ginger and garlic",
+        "We baked brown bread and ate it with salted butter",
+        "The restaurant served spicy noodles with green vegetables",
+        "She made a light salad with goat cheese",
+    ];
+    let weather = [
+        "Heavy rain is expected over the northern coast tonight",
+        "The strong wind made the morning feel grey and cold",
+        "A dark storm is moving towards the quiet hills",
+        "Sunny skies will return to the mild valley tomorrow",
+        "Thick fog covered the small airport at dawn",
+    ];
+    let times = [
+        "at noon",
+        "on Monday",
+        "last week",
+        "in spring",
+        "again",
+        "today",
+    ];
+    let mut csv = String::from("text,label\n");
+    for i in 0..60 {
+        let (pool, label) = if i % 2 == 0 {
+            (&food, "food")
+        } else {
+            (&weather, "weather")
+        };
+        let text = format!("{} {}", pool[(i / 2) % 5], times[(i / 10) % 6]);
+        let label = if i == 10 { "weather" } else { label };
+        csv.push_str(&format!("\"{text}\",{label}\n"));
+    }
+    std::fs::write(path, csv).unwrap();
+    10
+}
+
+#[test]
+fn a_text_column_is_embedded_by_minilm_and_a_flipped_label_is_named() {
+    let model = std::env::var_os("HOME")
+        .map(|h| std::path::PathBuf::from(h).join(".cache/poisongate-models/all-MiniLM-L6-v2"));
+    if !model.is_some_and(|m| m.join(".complete").exists()) {
+        eprintln!("skipped: no MiniLM model (bash datasets/models/fetch-minilm.sh)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("topics.csv");
+    let flipped = topic_sentences(&path);
+    let run = scan_json(&path, &["--text-col", "text"]);
+    assert_gate_follows_the_verdict(&run);
+    let d = &run.json["detection"];
+    assert_eq!(d["status"], "ran", "{}", run.stderr);
+    let views: Vec<&str> = d["views"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["view"].as_str().unwrap())
+        .collect();
+    assert_eq!(views, ["minilm", "probe"]);
+    assert_eq!(d["views"][0]["dim"], 384);
+    let samples = d["verdict"]["samples"].as_array().unwrap();
+    let ids: Vec<&str> = samples.iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [flipped.to_string().as_str()], "{samples:?}");
+    assert_eq!(run.code, 1);
+
+    // A model folder that is not there is an error naming it (exit 2).
+    let missing = dir.path().join("no-model");
+    let run = scan_json(
+        &path,
+        &["--text-col", "text", "--model", missing.to_str().unwrap()],
+    );
+    assert_error(&run, &["no-model", "config.json"]);
+}
