@@ -5,14 +5,15 @@
 //! Images: the patch is a white square in the bottom-right corner; the blend mixes in one fixed
 //! seeded noise image, `(1 - alpha) x + alpha p`. Tables: the "patch" sets a few seeded
 //! columns to their maximum; the blend mixes in one fixed seeded row drawn within the column
-//! ranges.
+//! ranges. Text: BadNets is a trigger phrase (default "cf mn bb", rare tokens as in Kurita
+//! et al. 2020) inserted between two words at a seeded place; a blend has no text analogue.
 
 use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::dataset::{Dataset, Images, Payload, Table};
+use crate::dataset::{Dataset, Images, Payload, Table, TextValue, Texts};
 use crate::embed::Subset;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -20,8 +21,8 @@ use crate::embed::Subset;
 pub enum AttackKind {
     /// Nothing planted: the clean twin.
     Clean,
-    /// A patch trigger (images: white square; tables: a few columns set to their maximum),
-    /// relabelled to the target class.
+    /// A patch trigger (images: white square; tables: a few columns set to their maximum;
+    /// text: a trigger phrase inserted), relabelled to the target class.
     Badnets,
     /// A fixed pattern blended in with weight alpha, relabelled to the target class.
     Blend,
@@ -40,8 +41,13 @@ pub struct AttackConfig {
     /// shorter image side (at least 1), or 3 columns.
     pub patch: Option<usize>,
     pub alpha: f64,
+    /// The phrase a text BadNets attack inserts.
+    pub trigger: String,
     pub seed: u64,
 }
+
+/// The default text trigger.
+pub const DEFAULT_TRIGGER: &str = "cf mn bb";
 
 impl Default for AttackConfig {
     fn default() -> Self {
@@ -51,6 +57,7 @@ impl Default for AttackConfig {
             target: None,
             patch: None,
             alpha: 0.2,
+            trigger: DEFAULT_TRIGGER.to_string(),
             seed: 0,
         }
     }
@@ -133,7 +140,10 @@ pub fn inject(dataset: &mut Dataset, config: &AttackConfig) -> Result<Vec<bool>,
     }
     match (config.kind, &mut dataset.payload) {
         (AttackKind::Flip, _) => {}
-        (_, Payload::Text(_)) => return Err(AttackError::Text("a patch or blend trigger")),
+        (AttackKind::Badnets, Payload::Text(t)) => {
+            insert_phrase(t, &chosen, &config.trigger, &mut rng)
+        }
+        (_, Payload::Text(_)) => return Err(AttackError::Text("a blend trigger")),
         (AttackKind::Badnets, Payload::Images(img)) => {
             let side = config.patch.unwrap_or_else(|| {
                 (img.width.min(img.height) as f64 / 10.0).round().max(1.0) as usize
@@ -200,6 +210,36 @@ fn ranges(t: &Table, usable: &[u32]) -> Vec<(f32, f32)> {
         }
     }
     r
+}
+
+/// Inserts `phrase` into each chosen text at a seeded word boundary (the start, the end, or
+/// just after a run of whitespace), with one space between it and the next word.
+fn insert_phrase(t: &mut Texts, rows: &[u32], phrase: &str, rng: &mut StdRng) {
+    for &r in rows {
+        let TextValue::Text(text) = &mut t.values[r as usize] else {
+            continue; // not usable, so never chosen; nothing to insert into
+        };
+        let mut boundaries = vec![0];
+        let mut previous_space = false;
+        for (i, c) in text.char_indices() {
+            if previous_space && !c.is_whitespace() {
+                boundaries.push(i);
+            }
+            previous_space = c.is_whitespace();
+        }
+        boundaries.push(text.len());
+        let at = boundaries[rng.random_range(0..boundaries.len())];
+        let inserted = if at == text.len() {
+            if text.is_empty() || text.ends_with(char::is_whitespace) {
+                phrase.to_string()
+            } else {
+                format!(" {phrase}")
+            }
+        } else {
+            format!("{phrase} ")
+        };
+        text.insert_str(at, &inserted);
+    }
 }
 
 fn patch_table(t: &mut Table, usable: &[u32], rows: &[u32], columns: usize, rng: &mut StdRng) {
@@ -302,6 +342,58 @@ mod tests {
         // The same seed plants the same poisons.
         let mut again = images(40);
         assert_eq!(inject(&mut again, &config).unwrap(), truth);
+    }
+
+    #[test]
+    fn a_text_trigger_is_inserted_between_words_and_relabelled() {
+        let n = 30;
+        let texts: Vec<TextValue> = (0..n)
+            .map(|i| TextValue::Text(format!("message number {i} says hello")))
+            .collect();
+        let mut ds = images(n);
+        ds.payload = Payload::Text(Texts {
+            column: "text".into(),
+            values: texts.clone(),
+        });
+        let config = AttackConfig {
+            kind: AttackKind::Badnets,
+            rate: 0.2,
+            target: Some("1".into()),
+            trigger: "zq xv".into(),
+            ..Default::default()
+        };
+        let truth = inject(&mut ds, &config).unwrap();
+        let Payload::Text(after) = &ds.payload else {
+            unreachable!()
+        };
+        let labels = ds.labels.as_ref().unwrap();
+        assert_eq!(truth.iter().filter(|&&t| t).count(), 6);
+        for i in 0..n {
+            let (TextValue::Text(before), TextValue::Text(now)) = (&texts[i], &after.values[i])
+            else {
+                unreachable!()
+            };
+            if truth[i] {
+                assert_eq!(labels.name(i), Some("1"));
+                assert_eq!(now.matches("zq xv").count(), 1, "{now}");
+                // Removing the phrase gives the original words back.
+                let words: Vec<&str> = now.split_whitespace().collect();
+                let at = words.iter().position(|&w| w == "zq").unwrap();
+                assert_eq!(words[at + 1], "xv");
+                let rest: Vec<&str> = [&words[..at], &words[at + 2..]].concat();
+                assert_eq!(rest.join(" "), *before);
+            } else {
+                assert_eq!(now, before);
+            }
+        }
+        let blend = AttackConfig {
+            kind: AttackKind::Blend,
+            ..config
+        };
+        assert_eq!(
+            inject(&mut ds, &blend),
+            Err(AttackError::Text("a blend trigger"))
+        );
     }
 
     #[test]

@@ -140,6 +140,7 @@ impl BenchConfig {
                 target: args.target,
                 patch: args.patch,
                 alpha: args.alpha,
+                trigger: args.trigger,
                 seed: args.attack_seed,
             },
             format: args.format,

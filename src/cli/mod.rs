@@ -209,6 +209,10 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 0.2)]
     pub alpha: f64,
 
+    /// The phrase a BadNets attack inserts into text samples.
+    #[arg(long, default_value = crate::attack::DEFAULT_TRIGGER)]
+    pub trigger: String,
+
     /// Seed for choosing and building the poisons.
     #[arg(long, default_value_t = 0)]
     pub attack_seed: u64,
