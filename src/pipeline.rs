@@ -154,7 +154,8 @@ pub fn analyse(
                 probe::embed(payload, None, &subset, &config.probe, &device, progress)?
             }
         };
-        let view = &embedding.view.clone();
+        // For text, the planned `raw` is the minilm view: report what was computed.
+        let view = embedding.view;
         let seconds = t.elapsed().as_secs_f64();
         let points = Points::new(&embedding, &subset)?;
         let name = view.name();
@@ -179,12 +180,12 @@ pub fn analyse(
                 DetectorKind::Spectral => spectral::run(&points, &config.spectral),
                 DetectorKind::Clustering => {
                     let (detection, split) = clustering::run(&points, &config.clustering);
-                    splits.push((*view, split));
+                    splits.push((view, split));
                     detection
                 }
                 DetectorKind::Knn => {
                     let (detection, v) = knn::run(&embedding, &points, &config.knn)?;
-                    votes.push((*view, v, detection.scores.clone()));
+                    votes.push((view, v, detection.scores.clone()));
                     detection
                 }
             };

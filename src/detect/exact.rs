@@ -5,9 +5,9 @@
 //! inequality), which changes the work and never the answer.
 
 use candle_core::{DType, Tensor};
-use rand::SeedableRng;
 use rayon::prelude::*;
 
+use super::partition::{products, row_norms, Partition};
 use crate::embed::{CandleContext, EmbedError};
 
 /// Indices (`n x k`, row-major, nearest first) of each row's k nearest other rows, by
@@ -188,188 +188,6 @@ pub(crate) fn search_with(
     (out, pairs)
 }
 
-/// Squared row norms, read in place: `x.sqr()` would hold a second n x d matrix.
-fn row_norms(values: &[f32], d: usize) -> Vec<f32> {
-    debug_assert!(d > 0, "zero-width rows have no count");
-    values
-        .par_chunks(d)
-        .map(|row| row.iter().map(|v| v * v).sum())
-        .collect()
-}
-
-/// `out (m x c) = a (m x d) * b (c x d)^T`, row-major, single-threaded when `parallel` is
-/// false (the caller is already one of rayon's tasks).
-fn products(out: &mut [f32], a: &[f32], b: &[f32], m: usize, c: usize, d: usize, parallel: bool) {
-    debug_assert!(out.len() >= m * c && a.len() >= m * d && b.len() >= c * d);
-    if d == 0 {
-        out[..m * c].fill(0.0);
-        return;
-    }
-    let parallelism = if parallel {
-        gemm::Parallelism::Rayon(rayon::current_num_threads())
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: `out` holds m x c values (row stride c, column stride 1); `a` holds m rows of d
-    // (row stride d); `b` holds c rows of d, read as a d x c matrix (row stride 1, column
-    // stride d). The debug assertion above states the sizes every index stays within.
-    unsafe {
-        gemm::gemm(
-            m,
-            c,
-            d,
-            out.as_mut_ptr(),
-            1,
-            c as isize,
-            false,
-            a.as_ptr(),
-            1,
-            d as isize,
-            b.as_ptr(),
-            d as isize,
-            1,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-    }
-}
-
-/// The rows cut into clusters: centres (`clusters x d`), their squared norms, radii, and
-/// members in ascending row order.
-struct Partition {
-    centres: Vec<f32>,
-    centre_norms: Vec<f32>,
-    radii: Vec<f32>,
-    members: Vec<Vec<u32>>,
-}
-
-impl Partition {
-    /// A few rounds of Lloyd's k-means from seeded distinct rows, assignments by matrix
-    /// product. The clustering only decides how much work is skipped, never the answer, so a
-    /// rough one is enough.
-    fn new(values: &[f32], n: usize, d: usize, clusters: usize) -> Self {
-        let clusters = clusters.clamp(1, n.max(1));
-        let mut assignment = vec![0u32; n];
-        if clusters > 1 && d > 0 {
-            let mut rng = rand::rngs::StdRng::seed_from_u64(PARTITION_SEED);
-            let mut centres: Vec<f32> = rand::seq::index::sample(&mut rng, n, clusters)
-                .into_iter()
-                .flat_map(|i| values[i * d..(i + 1) * d].iter().copied())
-                .collect();
-            for round in 0..=LLOYD_ROUNDS {
-                assign(values, n, d, &centres, &mut assignment);
-                if round < LLOYD_ROUNDS {
-                    let (means, _) = means(values, d, clusters, &assignment);
-                    // An emptied cluster keeps its old centre.
-                    for (c, mean) in centres.chunks_mut(d).zip(means.chunks(d)) {
-                        if mean.iter().all(|v| v.is_finite()) {
-                            c.copy_from_slice(mean);
-                        }
-                    }
-                }
-            }
-        }
-        let (centres, members) = means(values, d, clusters, &assignment);
-        let centres: Vec<f32> = centres
-            .iter()
-            .map(|&v| if v.is_finite() { v } else { 0.0 })
-            .collect();
-        let radii: Vec<f32> = members
-            .par_iter()
-            .enumerate()
-            .map(|(c, rows)| {
-                let centre = &centres[c * d..(c + 1) * d];
-                let farthest = rows
-                    .iter()
-                    .map(|&i| {
-                        let row = &values[i as usize * d..(i as usize + 1) * d];
-                        row.iter()
-                            .zip(centre)
-                            .map(|(&x, &m)| (x as f64 - m as f64).powi(2))
-                            .sum::<f64>()
-                    })
-                    .fold(0f64, f64::max);
-                // Rounded up: the bound must not shrink in f32.
-                (farthest.sqrt() * (1.0 + 1e-6)) as f32
-            })
-            .collect();
-        let centre_norms = if d == 0 {
-            vec![0.0; clusters]
-        } else {
-            row_norms(&centres, d)
-        };
-        Partition {
-            centres,
-            centre_norms,
-            radii,
-            members,
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.radii.len()
-    }
-}
-
-/// Each row's nearest centre (`|c|^2 - 2 x.c`), in chunks of rows.
-fn assign(values: &[f32], n: usize, d: usize, centres: &[f32], assignment: &mut [u32]) {
-    let clusters = centres.len() / d.max(1);
-    let centre_norms = row_norms(centres, d);
-    let mut dots = vec![0f32; CHUNK_ROWS.min(n) * clusters];
-    for start in (0..n).step_by(CHUNK_ROWS) {
-        let rows = CHUNK_ROWS.min(n - start);
-        let dots = &mut dots[..rows * clusters];
-        products(dots, &values[start * d..], centres, rows, clusters, d, true);
-        assignment[start..start + rows]
-            .par_iter_mut()
-            .zip(dots.par_chunks(clusters))
-            .for_each(|(a, dots)| {
-                let mut best = (f32::INFINITY, 0u32);
-                for (c, (&dot, &norm)) in dots.iter().zip(&centre_norms).enumerate() {
-                    let v = norm - 2.0 * dot;
-                    if v < best.0 {
-                        best = (v, c as u32);
-                    }
-                }
-                *a = best.1;
-            });
-    }
-}
-
-/// Member means (f64 sums; NaN for an empty cluster) and member lists.
-fn means(
-    values: &[f32],
-    d: usize,
-    clusters: usize,
-    assignment: &[u32],
-) -> (Vec<f32>, Vec<Vec<u32>>) {
-    let mut members = vec![Vec::new(); clusters];
-    for (i, &a) in assignment.iter().enumerate() {
-        members[a as usize].push(i as u32);
-    }
-    let centres = members
-        .par_iter()
-        .flat_map_iter(|rows| {
-            let mut sum = vec![0f64; d];
-            for &i in rows {
-                for (s, &v) in sum
-                    .iter_mut()
-                    .zip(&values[i as usize * d..(i as usize + 1) * d])
-                {
-                    *s += v as f64;
-                }
-            }
-            let count = rows.len() as f64;
-            sum.into_iter().map(move |s| (s / count) as f32)
-        })
-        .collect();
-    (centres, members)
-}
-
 /// What every block of queries reads.
 struct Context<'a> {
     values: &'a [f32],
@@ -523,11 +341,6 @@ const CHUNK_ROWS: usize = 16384;
 
 /// Rows per cluster of the pruning partition ([`Plan::for_rows`]).
 const CLUSTER_ROWS: usize = 2048;
-/// Lloyd rounds of the pruning partition.
-const LLOYD_ROUNDS: usize = 4;
-/// The partition is seeded, so the work done is the same from run to run.
-const PARTITION_SEED: u64 = 0x6b6e_6e5f;
-
 /// Queries per block of the exact search.
 const QUERY_BLOCK: usize = 1024;
 /// Reference rows per tile: with [`QUERY_BLOCK`], 8 MiB of f32 products at a time. At 32 MiB
@@ -603,7 +416,7 @@ impl Top {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use rand::Rng;
+    use rand::{Rng, SeedableRng};
     use rand_distr::{Distribution, Normal};
 
     /// The obvious O(n^2 d) search, with exact differences; ties to the lower row.

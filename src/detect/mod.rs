@@ -11,6 +11,7 @@ pub mod kmeans;
 pub mod knn;
 pub mod linalg;
 pub mod metrics;
+mod partition;
 pub mod robust;
 pub mod spectral;
 

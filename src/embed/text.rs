@@ -218,7 +218,7 @@ impl TextModel {
         }
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| encodings[i].get_ids().len());
-        let mut rows: Vec<Option<Tensor>> = vec![None; texts.len()];
+        let mut batches = Vec::new();
         for chunk in order.chunks(batch.max(1)) {
             let width = chunk
                 .iter()
@@ -235,16 +235,20 @@ impl TextModel {
                 ids.extend(std::iter::repeat_n(0u32, pad));
                 mask.extend(std::iter::repeat_n(0u32, pad));
             }
-            let pooled = self.forward(ids, mask, chunk.len(), width)?;
-            for (r, &i) in chunk.iter().enumerate() {
-                rows[i] = Some(pooled.get(r).context("text embedding")?);
-            }
+            batches.push(self.forward(ids, mask, chunk.len(), width)?);
         }
-        let rows: Vec<Tensor> = rows.into_iter().flatten().collect();
-        let matrix = if rows.is_empty() {
+        let matrix = if batches.is_empty() {
             Tensor::zeros((0, self.dim), DType::F32, &self.device).context("text embedding")?
         } else {
-            Tensor::stack(&rows, 0).context("text embedding")?
+            // Rows come out in token-count order; put them back in the texts' order.
+            let mut place = vec![0u32; texts.len()];
+            for (sorted, &i) in order.iter().enumerate() {
+                place[i] = sorted as u32;
+            }
+            let place = Tensor::new(place.as_slice(), &self.device).context("text embedding")?;
+            Tensor::cat(&batches, 0)
+                .and_then(|m| m.index_select(&place, 0))
+                .context("text embedding")?
         };
         Ok(TextEmbedding { matrix, truncated })
     }

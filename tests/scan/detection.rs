@@ -51,13 +51,7 @@ fn clean_digits_run_every_detector_and_flag_under_one_percent() {
     let d = &run.json["detection"];
     assert_eq!(d["status"], "ran");
     assert_eq!(d["rows_used"], 1797);
-    let views: Vec<&str> = d["views"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["view"].as_str().unwrap())
-        .collect();
-    assert_eq!(views, ["raw", "probe"]);
+    assert_eq!(view_names(d), ["raw", "probe"]);
     let training = &d["views"][1]["training"];
     let accuracy = training["accuracy"].as_array().unwrap();
     assert!(
@@ -335,6 +329,16 @@ fn scores_parquet_gains_a_column_per_detector() {
     assert_eq!(rows, 1797);
 }
 
+/// The views a detection report lists, in order.
+fn view_names(detection: &serde_json::Value) -> Vec<&str> {
+    detection["views"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["view"].as_str().unwrap())
+        .collect()
+}
+
 /// Sixty short sentences on two topics, one of them carrying the other topic's label.
 fn topic_sentences(path: &Path) -> usize {
     let food = [
@@ -376,8 +380,7 @@ fn topic_sentences(path: &Path) -> usize {
 
 #[test]
 fn a_text_column_is_embedded_by_minilm_and_a_flipped_label_is_named() {
-    let model = std::env::var_os("HOME")
-        .map(|h| std::path::PathBuf::from(h).join(".cache/poisongate-models/all-MiniLM-L6-v2"));
+    let model = poisongate::embed::text::default_minilm_dir();
     if !model.is_some_and(|m| m.join(".complete").exists()) {
         eprintln!("skipped: no MiniLM model (bash datasets/models/fetch-minilm.sh)");
         return;
@@ -389,13 +392,7 @@ fn a_text_column_is_embedded_by_minilm_and_a_flipped_label_is_named() {
     assert_gate_follows_the_verdict(&run);
     let d = &run.json["detection"];
     assert_eq!(d["status"], "ran", "{}", run.stderr);
-    let views: Vec<&str> = d["views"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["view"].as_str().unwrap())
-        .collect();
-    assert_eq!(views, ["minilm", "probe"]);
+    assert_eq!(view_names(d), ["minilm", "probe"]);
     assert_eq!(d["views"][0]["dim"], 384);
     let samples = d["verdict"]["samples"].as_array().unwrap();
     let ids: Vec<&str> = samples.iter().map(|s| s["id"].as_str().unwrap()).collect();
