@@ -3,7 +3,9 @@
 //! per detector under `/usr/bin/time -v` for peak memory and prints the table.
 //!
 //! Usage: `detectors DETECTOR [N] [D] [SPREAD]`, DETECTOR one of spectral, clustering,
-//! knn-exact, knn-hnsw. SPREAD (default 3) is the standard deviation of the class centres'
+//! knn-exact, knn-hnsw, shift, shift-planted (the shifted-copy test, on rows where 10 % of
+//! the other classes' samples were moved by one vector and relabelled to class 0, so that a
+//! half fires and its class neighbours are searched). SPREAD (default 3) is the standard deviation of the class centres'
 //! coordinates, against unit noise; 0 puts every class on one centre, structureless rows on
 //! which the exact search can prune nothing.
 
@@ -12,6 +14,7 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 use poisongate::detect::clustering::{self, ClusteringConfig};
 use poisongate::detect::knn::{self, KnnConfig, NeighbourIndex};
+use poisongate::detect::shift::{self, ShiftConfig};
 use poisongate::detect::spectral::{self, SpectralConfig};
 use poisongate::detect::Points;
 use poisongate::embed::{Embedding, Subset, View};
@@ -39,16 +42,23 @@ fn main() {
     let centres: Vec<Vec<f32>> = (0..classes)
         .map(|_| (0..d).map(|_| centre.sample(&mut rng)).collect())
         .collect();
-    let labels: Vec<u32> = (0..n)
+    let mut labels: Vec<u32> = (0..n)
         .map(|_| rng.random_range(0..classes as u32))
         .collect();
     let mut values = Vec::with_capacity(n * d);
-    for &l in &labels {
+    for l in labels.iter_mut() {
         values.extend(
-            centres[l as usize]
+            centres[*l as usize]
                 .iter()
                 .map(|c| c + noise.sample(&mut rng)),
         );
+        if detector == "shift-planted" && *l != 0 && rng.random_bool(0.1) {
+            *l = 0;
+            let start = values.len() - d;
+            for v in values[start..].iter_mut().skip(1).step_by(4) {
+                *v += 3.0 * spread.max(1.0);
+            }
+        }
     }
     let subset = Subset {
         rows: (0..n as u32).collect(),
@@ -65,11 +75,7 @@ fn main() {
     let start = Instant::now();
     let flagged = match detector.as_str() {
         "spectral" => count(&spectral::run(&points, &SpectralConfig::default()).flags),
-        "clustering" => count(
-            &clustering::run(&points, &ClusteringConfig::default())
-                .0
-                .flags,
-        ),
+        "clustering" => count(&clustering::run(&points, &ClusteringConfig::default()).flags),
         "knn-exact" | "knn-hnsw" => {
             let index = if detector == "knn-exact" {
                 NeighbourIndex::Exact
@@ -87,6 +93,11 @@ fn main() {
                     .flags,
             )
         }
+        "shift" | "shift-planted" => count(
+            &shift::run(&points, &vec![false; n], &ShiftConfig::default())
+                .0
+                .flags,
+        ),
         other => panic!("unknown detector {other}"),
     };
     let seconds = start.elapsed().as_secs_f64();

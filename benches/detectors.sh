@@ -2,7 +2,8 @@
 # Wall time and peak memory of each detector on synthetic embeddings (default 200,000 x 128,
 # 10 classes), one process per detector under /usr/bin/time -v, as a table.
 # Usage: bash benches/detectors.sh [N] [D] [DETECTORS] [SPREAD]
-#   DETECTORS: a space-separated subset of "spectral clustering knn-exact knn-hnsw"
+#   DETECTORS: a space-separated subset of
+#   "spectral clustering knn-exact knn-hnsw shift shift-planted"
 #   SPREAD: the class centres' standard deviation against unit noise (default 3; 0 = one
 #   centre for all classes, structureless rows)
 set -euo pipefail
@@ -10,7 +11,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/poisongate-target}
 n=${1:-200000}
 d=${2:-128}
-detectors=${3:-spectral clustering knn-exact knn-hnsw}
+detectors=${3:-spectral clustering knn-exact knn-hnsw shift shift-planted}
 spread=${4:-3}
 bin=$(cargo bench --bench detectors --no-run --message-format=json 2>/dev/null |
   python3 -c 'import json,sys

@@ -7,8 +7,9 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::dataset::{Dataset, Payload};
-use crate::detect::clustering::{self, ClassSplit, ClusteringConfig};
+use crate::detect::clustering::{self, ClusteringConfig};
 use crate::detect::knn::{self, KnnConfig, Votes};
+use crate::detect::shift::{self, ShiftConfig};
 use crate::detect::spectral::{self, SpectralConfig};
 use crate::detect::{Detection, Points};
 use crate::embed::probe::ProbeConfig;
@@ -36,6 +37,8 @@ pub struct DetectConfig {
     pub spectral: SpectralConfig,
     pub clustering: ClusteringConfig,
     pub knn: KnnConfig,
+    /// The shifted-copy test, run on the view label consistency is judged in.
+    pub shift: ShiftConfig,
     pub verdict: VerdictConfig,
     /// The sentence-transformer folder for text (`--model`); None: the fetched MiniLM.
     pub text_model: Option<PathBuf>,
@@ -64,6 +67,8 @@ pub struct Analysis {
     pub runs: Vec<Run>,
     pub verdict: Verdict,
     pub verdict_config: VerdictConfig,
+    /// The shifted-copy test's threshold, when the test ran.
+    pub shift_threshold: Option<f64>,
     pub verdict_seconds: f64,
 }
 
@@ -82,8 +87,7 @@ pub fn analyse(
     let (device, notice) = crate::device::select(config.device)?;
     let mut views = Vec::new();
     let mut runs = Vec::new();
-    let mut splits: Vec<(View, Vec<ClassSplit>)> = Vec::new();
-    let mut votes: Vec<(View, Votes, Vec<f32>)> = Vec::new();
+    let mut votes: Vec<(View, Votes)> = Vec::new();
     let mut notes = Vec::new();
     if let Some(notice) = notice {
         eprintln!("poisongate: {notice}");
@@ -178,14 +182,10 @@ pub fn analyse(
             let t = Instant::now();
             let detection = match detector {
                 DetectorKind::Spectral => spectral::run(&points, &config.spectral),
-                DetectorKind::Clustering => {
-                    let (detection, split) = clustering::run(&points, &config.clustering);
-                    splits.push((view, split));
-                    detection
-                }
+                DetectorKind::Clustering => clustering::run(&points, &config.clustering),
                 DetectorKind::Knn => {
                     let (detection, v) = knn::run(&embedding, &points, &config.knn)?;
-                    votes.push((view, v, detection.scores.clone()));
+                    votes.push((view, v));
                     detection
                 }
             };
@@ -198,8 +198,25 @@ pub fn analyse(
         drop(points);
         views.push(ViewRun { embedding, seconds });
     }
+    // The shifted-copy test runs on the view label consistency is judged in, leaving out what
+    // the neighbour rule already flags.
+    let (excluded, judged) = verdict::neighbour_flags(&subset, &votes, &config.verdict);
+    let mut copies = None;
+    let shift_view = judged
+        .filter(|_| config.shift.threshold > 0.0)
+        .and_then(|v| views.iter().find(|r| r.embedding.view == v));
+    if let Some(view) = shift_view {
+        let t = Instant::now();
+        let points = Points::new(&view.embedding, &subset)?;
+        let (detection, found) = shift::run(&points, &excluded, &config.shift);
+        runs.push(Run {
+            detection,
+            seconds: t.elapsed().as_secs_f64(),
+        });
+        copies = Some(found);
+    }
     let t = Instant::now();
-    let mut verdict = verdict::decide(&subset, &votes, &splits, &config.verdict);
+    let mut verdict = verdict::decide(&subset, &votes, copies.as_ref(), &config.verdict);
     verdict.notes.splice(0..0, notes);
     Ok(Some(Analysis {
         device: crate::device::name(&device),
@@ -208,6 +225,7 @@ pub fn analyse(
         runs,
         verdict,
         verdict_config: config.verdict.clone(),
+        shift_threshold: copies.as_ref().map(|c| c.threshold),
         verdict_seconds: t.elapsed().as_secs_f64(),
     }))
 }

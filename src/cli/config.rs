@@ -7,6 +7,7 @@ use super::{BenchArgs, DetectArgs, EmbedderChoice, Format, InputArgs, ScanArgs};
 use crate::attack::{AttackConfig, AttackKind};
 use crate::detect::clustering::ClusteringConfig;
 use crate::detect::knn::KnnConfig;
+use crate::detect::shift::ShiftConfig;
 use crate::detect::spectral::SpectralConfig;
 use crate::embed::probe::ProbeConfig;
 use crate::embed::View;
@@ -166,6 +167,13 @@ fn detect_config(args: DetectArgs) -> Result<DetectConfig, ConfigError> {
             "in (0, 1]",
         ));
     }
+    if !(0.0..1.0).contains(&args.shift_threshold) {
+        return Err(ConfigError::Range(
+            "--shift-threshold",
+            args.shift_threshold.to_string(),
+            "in [0, 1)",
+        ));
+    }
     if args.knn_k == 0 {
         return Err(ConfigError::Range("--knn-k", "0".into(), "at least 1"));
     }
@@ -220,9 +228,13 @@ fn detect_config(args: DetectArgs) -> Result<DetectConfig, ConfigError> {
             index: args.knn_index,
             ..Default::default()
         },
+        shift: ShiftConfig {
+            threshold: args.shift_threshold,
+            seed: args.seed,
+            ..Default::default()
+        },
         verdict: VerdictConfig {
             neighbour_share: args.neighbour_share,
-            cluster_z: args.cluster_z,
             ..Default::default()
         },
         text_model: args.model,

@@ -121,10 +121,10 @@ pub struct DetectArgs {
     #[arg(long, default_value_t = crate::verdict::VerdictConfig::default().neighbour_share)]
     pub neighbour_share: f64,
 
-    /// Verdict: a cluster fires when its members' mean neighbour disagreement is at least
-    /// this many robust standard deviations above the median cluster's.
-    #[arg(long, default_value_t = crate::verdict::VerdictConfig::default().cluster_z)]
-    pub cluster_z: f64,
+    /// Verdict: a half of a class is a shifted copy of the other classes when, centred, at
+    /// most this share of its samples' neighbours come from itself (0 turns the test off).
+    #[arg(long, default_value_t = crate::detect::shift::ShiftConfig::default().threshold)]
+    pub shift_threshold: f64,
 
     /// Probe training epochs [default: about 800 steps, 3 to 30 epochs].
     #[arg(long)]

@@ -48,16 +48,6 @@ impl Default for ClusteringConfig {
     }
 }
 
-/// One class's 2-means split, for the fused verdict.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClassSplit {
-    pub class: u32,
-    /// Positions (into the subset) of the smaller cluster's members.
-    pub smaller: Vec<u32>,
-    pub relative_size: f64,
-    pub silhouette: f64,
-}
-
 /// The reduced coordinates of one class: centred, projected on the top principal axes,
 /// whitened and unmixed for FastICA.
 fn reduce(points: &Points<'_>, rows: &[u32], config: &ClusteringConfig) -> DMatrix<f64> {
@@ -84,12 +74,11 @@ fn reduce(points: &Points<'_>, rows: &[u32], config: &ClusteringConfig) -> DMatr
     }
 }
 
-pub fn run(points: &Points<'_>, config: &ClusteringConfig) -> (Detection, Vec<ClassSplit>) {
+pub fn run(points: &Points<'_>, config: &ClusteringConfig) -> Detection {
     let n = points.len();
     let mut scores = vec![0f32; n];
     let mut flags = vec![false; n];
     let mut classes = Vec::new();
-    let mut splits = Vec::new();
     for (class, rows) in points.classes().iter().enumerate() {
         // 2-means needs at least two points per cluster to mean anything.
         if rows.len() < 4 {
@@ -112,7 +101,7 @@ pub fn run(points: &Points<'_>, config: &ClusteringConfig) -> (Detection, Vec<Cl
         let sil = silhouette(&data, r, &clusters.assignment, 2, SILHOUETTE_SAMPLE, seed);
         let poison = relative_size < config.size_threshold && sil > config.silhouette_threshold;
         let centre = |c: usize| &clusters.centroids[c * r..(c + 1) * r];
-        let mut smaller = Vec::new();
+        let mut smaller = 0;
         for (i, &row) in rows.iter().enumerate() {
             let x = &data[i * r..(i + 1) * r];
             let dist = |c: &[f64]| {
@@ -130,7 +119,7 @@ pub fn run(points: &Points<'_>, config: &ClusteringConfig) -> (Detection, Vec<Cl
                 0.0
             };
             if clusters.assignment[i] as usize == small {
-                smaller.push(row);
+                smaller += 1;
                 flags[row as usize] = poison;
             }
         }
@@ -140,13 +129,7 @@ pub fn run(points: &Points<'_>, config: &ClusteringConfig) -> (Detection, Vec<Cl
             statistic: "silhouette",
             value: sil,
             threshold: Some(config.silhouette_threshold),
-            flagged: if poison { smaller.len() } else { 0 },
-        });
-        splits.push(ClassSplit {
-            class: class as u32,
-            smaller,
-            relative_size,
-            silhouette: sil,
+            flagged: if poison { smaller } else { 0 },
         });
     }
     let parameters = vec![
@@ -169,7 +152,7 @@ pub fn run(points: &Points<'_>, config: &ClusteringConfig) -> (Detection, Vec<Cl
         flags,
         classes,
     };
-    (detection, splits)
+    detection
 }
 
 #[cfg(test)]
@@ -213,8 +196,7 @@ mod tests {
     fn the_planted_cluster_is_split_off_and_flagged() {
         let (values, subset) = data(80, 20);
         let points = Points::from_vec(values, 12, &subset, View::Probe);
-        let (d, splits) = run(&points, &ClusteringConfig::default());
-        assert_eq!(splits[0].smaller, (80..100).collect::<Vec<u32>>());
+        let d = run(&points, &ClusteringConfig::default());
         let flagged: Vec<usize> = (0..100).filter(|&i| d.flags[i]).collect();
         assert_eq!(flagged, (80..100).collect::<Vec<_>>());
         assert!(d.classes[0].value > 0.5, "{:?}", d.classes[0]);
@@ -243,11 +225,11 @@ mod tests {
             reduce: Reduce::FastIca,
             ..Default::default()
         };
-        let (_, splits) = run(&points, &config);
-        let mut smaller = splits[0].smaller.clone();
+        let d = run(&points, &config);
+        // A positive score: nearer the smaller cluster's centre.
+        let smaller: Vec<u32> = (0..600).filter(|&i| d.scores[i as usize] > 0.0).collect();
         let planted: Vec<u32> = (300..600).collect();
         let clean: Vec<u32> = (0..300).collect();
-        smaller.sort_unstable();
         assert!(smaller == planted || smaller == clean, "{smaller:?}");
     }
 
@@ -265,9 +247,9 @@ mod tests {
             &subset,
             View::Raw,
         );
-        let (d, splits) = run(&points, &ClusteringConfig::default());
+        let d = run(&points, &ClusteringConfig::default());
         assert_eq!(d.classes.len(), 1, "class 0 has 3 samples");
-        assert_eq!(splits[0].class, 1);
+        assert_eq!(d.classes[0].class, 1);
         assert!(d.scores.iter().all(|s| s.is_finite()));
         assert!(d.flags.iter().all(|&f| !f));
     }

@@ -1,6 +1,7 @@
 //! Detectors: embeddings + labels -> one score per sample (higher = more suspicious) and, where
 //! the method has one, its own flag rule. Spectral signatures (Tran, Li, Madry 2018),
-//! activation clustering (Chen et al. 2018) and deep k-NN label consistency (Peri et al. 2020).
+//! activation clustering (Chen et al. 2018) and deep k-NN label consistency (Peri et al. 2020),
+//! plus the shifted-copy test (`shift.rs`) that tells which half of a class was planted.
 //! The per-class statistics each method computed are kept for the report.
 
 pub mod clustering;
@@ -13,6 +14,7 @@ pub mod linalg;
 pub mod metrics;
 mod partition;
 pub mod robust;
+pub mod shift;
 pub mod spectral;
 
 use serde::Serialize;

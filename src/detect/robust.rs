@@ -4,17 +4,19 @@
 
 use crate::embed::Subset;
 
+/// The median of `values` (reordered in place; 0 for none).
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => 0.0,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
 /// Median and MAD-based standard deviation (1.4826 x MAD) of `values`.
 pub fn median_sd(values: &[f64]) -> (f64, f64) {
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        match n {
-            0 => 0.0,
-            _ if n % 2 == 1 => v[n / 2],
-            _ => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-        }
-    };
     let mut v = values.to_vec();
     let m = median(&mut v);
     let mut dev: Vec<f64> = values.iter().map(|x| (x - m).abs()).collect();

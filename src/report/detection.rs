@@ -81,9 +81,8 @@ pub struct ClassStatisticNamed {
 pub struct VerdictSummary {
     pub flagged: usize,
     pub neighbour_share: f64,
-    pub cluster_disagreement: f64,
-    pub cluster_z: f64,
-    pub cluster_threshold: Option<f64>,
+    /// The shifted-copy test's threshold on a half's self-share, when the test ran.
+    pub shift_threshold: Option<f64>,
     pub classes: Vec<ClassVerdictNamed>,
     /// The first flagged samples, highest fused score first.
     pub samples: Vec<FlaggedSample>,
@@ -125,15 +124,15 @@ pub fn describe(reason: &Reason, classes: &[String]) -> String {
             }
             s
         }
-        Reason::Cluster {
+        Reason::ShiftedCopy {
             view: v,
             size,
-            disagreement,
+            self_share,
             threshold,
         } => format!(
-            "in a {}-view cluster of {size} whose neighbours disagree with its label {:.0} % of the time (threshold {:.0} %)",
+            "in a {}-view half of {size} of its class that, centred, mixes with the other classes: {:.0} % of neighbours from itself (threshold {:.0} %)",
             view(v),
-            100.0 * disagreement,
+            100.0 * self_share,
             100.0 * threshold
         ),
     }
@@ -228,9 +227,7 @@ pub fn build(outcome: &Outcome, dataset: &Dataset) -> Option<DetectionReport> {
     let verdict = VerdictSummary {
         flagged: order.len(),
         neighbour_share: analysis.verdict_config.neighbour_share,
-        cluster_disagreement: analysis.verdict_config.cluster_disagreement,
-        cluster_z: analysis.verdict_config.cluster_z,
-        cluster_threshold: v.cluster_threshold,
+        shift_threshold: analysis.shift_threshold,
         classes: v
             .classes
             .iter()

@@ -77,7 +77,8 @@ fn clean_digits_run_every_detector_and_flag_under_one_percent() {
             "clustering/raw",
             "spectral/probe",
             "clustering/probe",
-            "knn/probe"
+            "knn/probe",
+            "shift/raw"
         ]
     );
     // The digits hold a few ambiguous samples that both views place among another class;
@@ -319,6 +320,7 @@ fn scores_parquet_gains_a_column_per_detector() {
         "spectral_raw_z",
         "clustering_raw",
         "knn_raw",
+        "shift_raw",
         "fused_score",
         "flagged",
         "reasons",
