@@ -144,15 +144,14 @@ pub fn run(points: &Points<'_>, config: &ClusteringConfig) -> Detection {
             config.silhouette_threshold.to_string(),
         ),
     ];
-    let detection = Detection {
+    Detection {
         detector: "clustering",
         view: points.view,
         parameters,
         scores,
         flags,
         classes,
-    };
-    detection
+    }
 }
 
 #[cfg(test)]
