@@ -13,7 +13,7 @@ use crate::detect::shift::{self, ShiftConfig};
 use crate::detect::spectral::{self, SpectralConfig};
 use crate::detect::{Detection, Points};
 use crate::embed::probe::ProbeConfig;
-use crate::embed::{precomputed, probe, raw, text, EmbedError, Embedding, Subset, View};
+use crate::embed::{images, precomputed, probe, raw, text, EmbedError, Embedding, Subset, View};
 use crate::progress::Progress;
 use crate::verdict::{self, Verdict, VerdictConfig};
 use candle_core::Tensor;
@@ -40,8 +40,9 @@ pub struct DetectConfig {
     /// The shifted-copy test, run on the view label consistency is judged in.
     pub shift: ShiftConfig,
     pub verdict: VerdictConfig,
-    /// The sentence-transformer folder for text (`--model`); None: the fetched MiniLM.
-    pub text_model: Option<PathBuf>,
+    /// The pretrained model (`--model`): a sentence-transformer folder for text, MobileNetV2
+    /// weights for images; None: the fetched, pinned one.
+    pub model: Option<PathBuf>,
 }
 
 /// One detector on one view, and how long it took.
@@ -106,13 +107,8 @@ pub fn analyse(
                 training: None,
             });
         }
-        let (embedding, truncated, limit) = text::embed_texts(
-            texts,
-            &subset,
-            config.text_model.as_deref(),
-            &device,
-            progress,
-        )?;
+        let (embedding, truncated, limit) =
+            text::embed_texts(texts, &subset, config.model.as_deref(), &device, progress)?;
         if !truncated.is_empty() {
             let shown: Vec<String> = truncated.iter().take(10).map(u32::to_string).collect();
             notes.push(format!(
@@ -141,6 +137,19 @@ pub fn analyse(
                 "the minilm view embeds a text column (--text-col); this dataset's payload is {}",
                 payload.kind()
             )))
+            }
+            (View::MobilenetV2, Payload::Images(pictures), _) => images::embed_images(
+                pictures,
+                &subset,
+                config.model.as_deref(),
+                &device,
+                progress,
+            )?,
+            (View::MobilenetV2, payload, _) => {
+                return Err(EmbedError::Text(format!(
+                    "the mobilenet_v2 view embeds images; this dataset's payload is {}",
+                    payload.kind()
+                )))
             }
             (View::Raw, payload, _) => raw::embed(payload, &subset, &device)?,
             (View::Probe, Payload::Text(texts), _) => {

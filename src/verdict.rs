@@ -192,9 +192,15 @@ fn neighbour_step(
 }
 
 /// The view label consistency is judged in: the first among raw (minilm for text),
-/// precomputed, probe that ran k-NN.
+/// mobilenet_v2, precomputed, probe that ran k-NN.
 fn judged_view(votes_by_view: &[(View, Votes)]) -> Option<&(View, Votes)> {
-    let preference = [View::Raw, View::Minilm, View::Precomputed, View::Probe];
+    let preference = [
+        View::Raw,
+        View::Minilm,
+        View::MobilenetV2,
+        View::Precomputed,
+        View::Probe,
+    ];
     preference
         .iter()
         .find_map(|p| votes_by_view.iter().find(|(v, _)| v == p))

@@ -197,6 +197,11 @@ fn detect_config(args: DetectArgs) -> Result<DetectConfig, ConfigError> {
         EmbedderChoice::Auto => vec![],
         EmbedderChoice::Raw => vec![(View::Raw, all())],
         EmbedderChoice::Minilm => vec![(View::Minilm, all())],
+        // As auto, with the ImageNet features where the raw pixels were.
+        EmbedderChoice::MobilenetV2 => vec![
+            (View::MobilenetV2, vec![Knn, Clustering]),
+            (View::Probe, vec![Spectral, Clustering, Knn]),
+        ],
         EmbedderChoice::Probe => vec![(View::Probe, all())],
         EmbedderChoice::All => vec![(View::Raw, all()), (View::Probe, all())],
     };
@@ -235,9 +240,8 @@ fn detect_config(args: DetectArgs) -> Result<DetectConfig, ConfigError> {
         },
         verdict: VerdictConfig {
             neighbour_share: args.neighbour_share,
-            ..Default::default()
         },
-        text_model: args.model,
+        model: args.model,
     })
 }
 

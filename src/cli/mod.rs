@@ -89,10 +89,13 @@ pub struct DetectArgs {
     #[arg(long, value_name = "FILE.npy")]
     pub embeddings: Option<PathBuf>,
 
-    /// Sentence-transformer folder (BERT family: config.json, tokenizer.json,
-    /// model.safetensors) for --text-col datasets. Default: all-MiniLM-L6-v2 as
-    /// datasets/models/fetch-minilm.sh fetches it, checked against its pinned SHA-256.
-    #[arg(long, value_name = "DIR")]
+    /// The pretrained model. For --text-col datasets, a sentence-transformer folder (BERT
+    /// family: config.json, tokenizer.json, model.safetensors; default all-MiniLM-L6-v2 as
+    /// datasets/models/fetch-minilm.sh fetches it). For --embedder mobilenet_v2, torchvision
+    /// MobileNetV2 weights, a .pth file or a folder holding mobilenet_v2-b0353104.pth (default
+    /// as datasets/models/fetch-mobilenet.sh fetches it). The defaults are checked against
+    /// their pinned SHA-256.
+    #[arg(long, value_name = "PATH")]
     pub model: Option<PathBuf>,
 
     /// Upper bound on the poison rate; enables spectral signatures' own removal rule
@@ -122,7 +125,8 @@ pub struct DetectArgs {
     pub neighbour_share: f64,
 
     /// Verdict: a half of a class is a shifted copy of the other classes when, centred, at
-    /// most this share of its samples' neighbours come from itself (0 turns the test off).
+    /// most this share of its samples' neighbours come from itself, and 0.1 less than in the
+    /// other half (0 turns the test off).
     #[arg(long, default_value_t = crate::detect::shift::ShiftConfig::default().threshold)]
     pub shift_threshold: f64,
 
@@ -149,6 +153,10 @@ pub enum EmbedderChoice {
     /// Sentence embeddings of the --text-col column (all-MiniLM-L6-v2, or --model) for every
     /// detector.
     Minilm,
+    /// Images: as auto, with ImageNet features of torchvision's MobileNetV2 (--model) where
+    /// the raw pixels were.
+    #[value(name = "mobilenet_v2")]
+    MobilenetV2,
     /// The probe network's penultimate activations for every detector.
     Probe,
     /// Both views for every detector (for comparing; slower).

@@ -4,13 +4,18 @@
 //! - `probe`: a small network (MLP or CNN, candle-nn) trained on the dataset itself, whose
 //!   penultimate activations are the representation spectral signatures and activation
 //!   clustering were designed for;
-//! - `precomputed`: vectors from an `.npy` file (or a vector column read as the table payload).
+//! - `precomputed`: vectors from an `.npy` file (or a vector column read as the table payload);
+//! - `minilm`, `mobilenet_v2`: pretrained sentence and ImageNet models (`text.rs`,
+//!   `images.rs`), not trained on the labels.
 //!
 //! Only usable rows are embedded (a label, and a payload without NaN, decode failure or missing
 //! text); [`Subset`] says which, so scores map back to dataset rows.
 
+pub mod images;
+pub mod mobilenet;
 pub mod precomputed;
 pub mod probe;
+pub mod pth;
 pub mod raw;
 pub mod text;
 
@@ -125,6 +130,9 @@ pub enum View {
     /// (all-MiniLM-L6-v2 unless `--model` names another): not trained on the labels. For
     /// text it takes the place of `raw`.
     Minilm,
+    /// ImageNet features of an image payload by torchvision's MobileNetV2 (1280-d, the
+    /// classifier's input): not trained on the labels.
+    MobilenetV2,
 }
 
 impl View {
@@ -135,6 +143,7 @@ impl View {
             View::Probe => "probe",
             View::Precomputed => "precomputed",
             View::Minilm => "minilm",
+            View::MobilenetV2 => "mobilenet_v2",
         }
     }
 }
@@ -168,7 +177,13 @@ mod tests {
 
     #[test]
     fn view_names_match_the_json() {
-        for view in [View::Raw, View::Probe, View::Precomputed, View::Minilm] {
+        for view in [
+            View::Raw,
+            View::Probe,
+            View::Precomputed,
+            View::Minilm,
+            View::MobilenetV2,
+        ] {
             assert_eq!(serde_json::to_value(view).unwrap(), view.name());
         }
     }
