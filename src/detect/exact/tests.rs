@@ -1,0 +1,114 @@
+use super::*;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Normal};
+
+/// The obvious O(n^2 d) search, with exact differences; ties to the lower row.
+pub(crate) fn neighbours_slow(values: &[f32], d: usize, k: usize) -> Vec<u32> {
+    let n = values.len() / d;
+    let mut out = Vec::new();
+    for i in 0..n {
+        let mut all: Vec<(f64, u32)> = (0..n)
+            .filter(|&j| j != i)
+            .map(|j| {
+                let s: f64 = (0..d)
+                    .map(|t| (values[i * d + t] as f64 - values[j * d + t] as f64).powi(2))
+                    .sum();
+                (s, j as u32)
+            })
+            .collect();
+        all.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        out.extend(all[..k].iter().map(|&(_, j)| j));
+    }
+    out
+}
+
+/// `groups` Gaussian clusters (centres spread `spread`, unit noise), rows shuffled.
+fn grouped(n: usize, d: usize, groups: usize, spread: f32, seed: u64) -> Vec<f32> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let centre = Normal::new(0.0f32, spread).unwrap();
+    let noise = Normal::new(0.0f32, 1.0).unwrap();
+    let centres: Vec<f32> = (0..groups * d).map(|_| centre.sample(&mut rng)).collect();
+    (0..n)
+        .flat_map(|_| {
+            let g = rng.random_range(0..groups);
+            (0..d)
+                .map(|t| centres[g * d + t] + noise.sample(&mut rng))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn plan(clusters: usize) -> Plan {
+    Plan {
+        block: 64,
+        tile: 100,
+        clusters,
+    }
+}
+
+#[test]
+fn pruning_skips_far_groups_and_keeps_the_answer() {
+    let (n, d, k) = (1500, 16, 10);
+    let values = grouped(n, d, 8, 3.0, 1);
+    let want = neighbours_slow(&values, d, k);
+    let (all, every_pair) = search_with(&values, n, d, k, &plan(1));
+    assert_eq!(all, want);
+    assert_eq!(every_pair, (n * n) as u64);
+    let (pruned, pairs) = search_with(&values, n, d, k, &plan(24));
+    assert_eq!(pruned, want);
+    // Eight groups far apart: a query needs about its own group's rows.
+    assert!(
+        pairs < every_pair / 3,
+        "{pairs} of {every_pair} distances computed"
+    );
+}
+
+#[test]
+fn structureless_rows_give_the_same_answer_with_clusters() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+    for (n, d, k) in [(400, 8, 5), (257, 1, 3), (300, 40, 12)] {
+        let values: Vec<f32> = (0..n * d).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let want = neighbours_slow(&values, d, k);
+        for clusters in [2, 7, n / 10, n] {
+            assert_eq!(
+                search_with(&values, n, d, k, &plan(clusters)).0,
+                want,
+                "n={n} d={d} k={k} clusters={clusters}"
+            );
+        }
+    }
+}
+
+#[test]
+fn ties_go_to_the_lower_row_whichever_cluster_is_searched_first() {
+    // Small integers: every product is exact in f32, so duplicated rows tie exactly.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let (n, d, k) = (240, 4, 6);
+    let distinct: Vec<f32> = (0..30 * d)
+        .map(|_| rng.random_range(-3..=3) as f32)
+        .collect();
+    let values: Vec<f32> = (0..n)
+        .flat_map(|_| {
+            let r = rng.random_range(0..30);
+            distinct[r * d..(r + 1) * d].to_vec()
+        })
+        .collect();
+    let want = neighbours_slow(&values, d, k);
+    for clusters in [1, 5, 30, 240] {
+        assert_eq!(
+            search_with(&values, n, d, k, &plan(clusters)).0,
+            want,
+            "clusters={clusters}"
+        );
+    }
+}
+
+#[test]
+fn k_of_all_other_rows_and_zero_width_rows() {
+    let values = grouped(120, 3, 4, 5.0, 4);
+    let want = neighbours_slow(&values, 3, 119);
+    assert_eq!(search_with(&values, 120, 3, 119, &plan(6)).0, want);
+    // d = 0: every distance is 0, so the neighbours are the lowest other rows.
+    let (nearest, _) = search_with(&[], 5, 0, 2, &plan(3));
+    assert_eq!(nearest, [1, 2, 0, 2, 0, 1, 0, 1, 0, 1]);
+}
