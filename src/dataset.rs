@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 
 /// A loaded training set. Every per-row vector has `len()` entries.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Dataset {
     pub origin: Origin,
     pub ids: Ids,
@@ -44,7 +44,7 @@ impl Format {
 }
 
 /// Row identifiers: the row number (0-based) unless an id column was named.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Ids {
     RowNumber(usize),
     Column {
@@ -90,7 +90,7 @@ impl Ids {
 }
 
 /// Class labels: the sorted distinct class names and each row's class index.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Labels {
     /// The label column, or `<folder>` for image folders.
     pub column: String,
@@ -140,7 +140,7 @@ impl Labels {
 }
 
 /// What each row carries.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Payload {
     Table(Table),
     Images(Images),
@@ -159,7 +159,7 @@ impl Payload {
 
 /// Numeric features as one contiguous row-major `n x d` f32 buffer, the layout handed to the
 /// tensor library. A null in the input is stored as NaN and reported by `validate`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Table {
     pub columns: Vec<String>,
     pub values: Vec<f32>,
@@ -178,7 +178,7 @@ impl Table {
 
 /// Decoded images, all brought to one size and channel count, as `n x height x width x
 /// channels` u8 pixels. A row whose image failed to decode holds zeros and `ImageStatus::Failed`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Images {
     pub width: u32,
     pub height: u32,
@@ -224,7 +224,7 @@ pub struct DecodedImage {
 }
 
 /// A text column; `None` where the value is null, `Err` where the bytes were not UTF-8.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Texts {
     pub column: String,
     pub values: Vec<TextValue>,

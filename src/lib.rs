@@ -66,6 +66,8 @@ pub enum Error {
     Embed(#[from] embed::EmbedError),
     #[error(transparent)]
     Attack(#[from] attack::AttackError),
+    #[error(transparent)]
+    Truth(#[from] bench::truth::TruthError),
 }
 
 /// Runs one parsed command line.

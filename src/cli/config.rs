@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::{BenchArgs, DetectArgs, EmbedderChoice, Format, InputArgs, ScanArgs};
+use super::{BenchArgs, BenchFormat, DetectArgs, EmbedderChoice, Format, InputArgs, ScanArgs};
 use crate::attack::{AttackConfig, AttackKind};
 use crate::detect::clustering::ClusteringConfig;
 use crate::detect::knn::KnnConfig;
@@ -109,7 +109,9 @@ pub struct BenchConfig {
     pub input: InputConfig,
     pub detect: DetectConfig,
     pub attack: AttackConfig,
-    pub format: Format,
+    /// `--truth`: the known poisons come from this file and nothing is planted.
+    pub truth: Option<PathBuf>,
+    pub format: BenchFormat,
     pub out: Option<PathBuf>,
 }
 
@@ -144,6 +146,7 @@ impl BenchConfig {
                 trigger: args.trigger,
                 seed: args.attack_seed,
             },
+            truth: args.truth,
             format: args.format,
             out: args.out,
         })

@@ -225,14 +225,33 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 0)]
     pub attack_seed: u64,
 
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    /// Evaluate a dataset poisoned elsewhere: a CSV with the columns id and is_poison (1/0),
+    /// every row listed once; nothing is planted.
+    #[arg(long, value_name = "FILE.csv", conflicts_with = "attack")]
+    pub truth: Option<PathBuf>,
+
+    #[arg(long, value_enum, default_value_t = BenchFormat::Table)]
+    pub format: BenchFormat,
 
     /// Also write, for analysis elsewhere: `samples.csv` (per sample: row, label as planted,
     /// is_poison, every detector's score, the fused score and the flag) and each view's
     /// embedding as `<view>.npy` (rows in the order of samples.csv).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+}
+
+/// The output formats of `bench`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchFormat {
+    /// A table for the terminal.
+    #[value(alias = "text")]
+    Table,
+    /// The report as JSON.
+    Json,
+    /// One row per method, with a header.
+    Csv,
+    /// A Markdown table.
+    Markdown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

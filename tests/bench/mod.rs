@@ -114,3 +114,93 @@ fn out_writes_per_sample_truth_scores_and_embeddings() {
     assert!(npy.starts_with(b"\x93NUMPY"));
     assert!(npy.len() > 1797 * 64 * 4 && npy.len() < 1797 * 64 * 4 + 256);
 }
+
+/// Digits with every 10th row's label moved to the next digit, written outside the tool,
+/// and the truth file that says which rows those are.
+fn poisoned_elsewhere(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let text = std::fs::read_to_string(fixture("digits/digits.csv")).unwrap();
+    let mut lines = text.lines();
+    let mut data = format!("{}\n", lines.next().unwrap());
+    let mut truth = String::from("id,is_poison\n");
+    for (row, line) in lines.enumerate() {
+        let (pixels, label) = line.rsplit_once(',').unwrap();
+        let poison = row % 10 == 3;
+        let label: u32 = label.parse().unwrap();
+        let label = if poison { (label + 1) % 10 } else { label };
+        data.push_str(&format!("{pixels},{label}\n"));
+        truth.push_str(&format!("{row},{}\n", u8::from(poison)));
+    }
+    let (data_path, truth_path) = (dir.join("flipped.csv"), dir.join("truth.csv"));
+    std::fs::write(&data_path, data).unwrap();
+    std::fs::write(&truth_path, truth).unwrap();
+    (data_path, truth_path)
+}
+
+#[test]
+fn truth_measures_a_dataset_poisoned_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, truth) = poisoned_elsewhere(dir.path());
+    let run = Run::from_output(
+        poisongate()
+            .arg("bench")
+            .arg(&data)
+            .arg("--truth")
+            .arg(&truth)
+            .args(["--format", "json", "--quiet", "--embedder", "raw"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json["poisons"], 180);
+    assert_eq!(run.json["attack"], Value::Null);
+    assert!(run.json["truth_file"]
+        .as_str()
+        .unwrap()
+        .ends_with("truth.csv"));
+    let fused = method(&run.json, "fused", "all");
+    assert!(fused["recall"].as_f64().unwrap() > 0.9, "{fused}");
+    // Planting is refused alongside a truth file.
+    let both = Run::from_output(
+        poisongate()
+            .arg("bench")
+            .arg(&data)
+            .arg("--truth")
+            .arg(&truth)
+            .args(["--attack", "flip"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(both.code, 2, "{}", both.stderr);
+    assert!(
+        both.stderr.contains("--truth") && both.stderr.contains("--attack"),
+        "{}",
+        both.stderr
+    );
+}
+
+#[test]
+fn csv_and_markdown_output_list_every_method() {
+    let out = poisongate()
+        .arg("bench")
+        .arg(fixture("digits/digits.csv"))
+        .args(["--attack", "flip", "--embedder", "raw", "--quiet"])
+        .args(["--format", "csv"])
+        .output()
+        .unwrap();
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert!(csv.starts_with("method,view,flagged,"), "{csv}");
+    assert!(csv.lines().any(|l| l.starts_with("fused,all,")), "{csv}");
+    let out = poisongate()
+        .arg("bench")
+        .arg(fixture("digits/digits.csv"))
+        .args(["--attack", "flip", "--embedder", "raw", "--quiet"])
+        .args(["--format", "markdown"])
+        .output()
+        .unwrap();
+    let md = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        md.contains("Flip at rate 0.1; 180 poisons in 1797 rows"),
+        "{md}"
+    );
+    assert!(md.lines().any(|l| l.starts_with("| fused | all |")), "{md}");
+}

@@ -1,7 +1,7 @@
-//! `poisongate bench`: plant a known attack in memory, run every detector, and measure each
-//! against the known poisons: precision, recall, F1, AUROC, TPR at 1 % FPR, time.
+//! `poisongate bench`: plant a known attack in memory (or read the known poisons of a dataset
+//! poisoned elsewhere, `--truth`), run every detector, and measure each against the known
+//! poisons: precision, recall, F1, AUROC, TPR at 1 % FPR, time.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -9,12 +9,16 @@ use serde::Serialize;
 
 use crate::attack;
 use crate::cli::config::BenchConfig;
-use crate::cli::Format;
+use crate::dataset::Dataset;
 use crate::detect::metrics::{auroc, quality, tpr_at_fpr, Quality};
-use crate::pipeline::{analyse, Analysis};
+use crate::pipeline::{analyse, Analysis, DetectConfig};
 use crate::progress::Progress;
 use crate::report::ReportError;
 use crate::{scan, Error, ExitStatus};
+
+pub mod output;
+pub mod sweep;
+pub mod truth;
 
 #[derive(Debug, Serialize)]
 pub struct MethodResult {
@@ -32,9 +36,14 @@ pub struct MethodResult {
 #[derive(Debug, Serialize)]
 pub struct BenchReport {
     pub input: String,
-    pub attack: attack::AttackKind,
-    pub rate: f64,
+    /// The attack planted; null when the poisons came from `--truth`.
+    pub attack: Option<attack::AttackKind>,
+    /// The rate asked for; null with `--truth`.
+    pub rate: Option<f64>,
+    /// The `--truth` file, if the poisons came from one.
+    pub truth_file: Option<String>,
     pub poisons: usize,
+    /// Rows measured: the usable labelled rows.
     pub rows: usize,
     pub methods: Vec<MethodResult>,
 }
@@ -42,9 +51,40 @@ pub struct BenchReport {
 pub fn run(config: &BenchConfig) -> Result<ExitStatus, Error> {
     let progress = Progress::new(config.input.progress);
     let (mut dataset, _) = scan::load(&config.input, None, &progress)?;
-    let truth_rows = attack::inject(&mut dataset, &config.attack)?;
+    let truth_rows = match &config.truth {
+        Some(path) => truth::read(path, &dataset.ids)?,
+        None => attack::inject(&mut dataset, &config.attack)?,
+    };
+    let (methods, analysis, truth) = measure(&dataset, &truth_rows, &config.detect, &progress)?;
+    if let Some(dir) = &config.out {
+        write_samples(dir, &analysis, &truth)?;
+    }
+    let report = BenchReport {
+        input: config.input.path.display().to_string(),
+        attack: config.truth.is_none().then_some(config.attack.kind),
+        rate: config.truth.is_none().then_some(config.attack.rate),
+        truth_file: config.truth.as_ref().map(|p| p.display().to_string()),
+        poisons: truth.iter().filter(|&&t| t).count(),
+        rows: truth.len(),
+        methods,
+    };
+    output::print(&report, config.format).map_err(|source| ReportError::Io {
+        path: "<stdout>".into(),
+        source,
+    })?;
+    Ok(ExitStatus::Success)
+}
+
+/// Runs every detector and the verdict on `dataset` and measures each against `truth_rows`
+/// (per dataset row). Returns the measures, the analysis and the truth per analysed sample.
+pub fn measure(
+    dataset: &Dataset,
+    truth_rows: &[bool],
+    detect: &DetectConfig,
+    progress: &Progress,
+) -> Result<(Vec<MethodResult>, Analysis, Vec<bool>), Error> {
     let start = Instant::now();
-    let Some(analysis) = analyse(&dataset, &config.detect, &progress)? else {
+    let Some(analysis) = analyse(dataset, detect, progress)? else {
         return Err(attack::AttackError::NoLabels.into());
     };
     let total = start.elapsed().as_secs_f64();
@@ -77,22 +117,7 @@ pub fn run(config: &BenchConfig) -> Result<ExitStatus, Error> {
         seconds: total,
         classes: Vec::new(),
     });
-    if let Some(dir) = &config.out {
-        write_samples(dir, &analysis, &truth)?;
-    }
-    let report = BenchReport {
-        input: config.input.path.display().to_string(),
-        attack: config.attack.kind,
-        rate: config.attack.rate,
-        poisons: truth.iter().filter(|&&t| t).count(),
-        rows: truth.len(),
-        methods,
-    };
-    print(&report, config.format).map_err(|source| ReportError::Io {
-        path: "<stdout>".into(),
-        source,
-    })?;
-    Ok(ExitStatus::Success)
+    Ok((methods, analysis, truth))
 }
 
 /// `--out DIR`: the per-sample scores with the truth, and each view's embedding.
@@ -131,41 +156,6 @@ fn write_samples(dir: &Path, analysis: &Analysis, truth: &[bool]) -> Result<(), 
             .matrix
             .write_npy(&path)
             .map_err(|e| io(path.clone())(std::io::Error::other(e)))?;
-    }
-    Ok(())
-}
-
-fn print(report: &BenchReport, format: Format) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
-    if format == Format::Json {
-        serde_json::to_writer_pretty(&mut out, report)?;
-        return writeln!(out);
-    }
-    writeln!(
-        out,
-        "{} {:?} rate {} : {} poisons in {} rows",
-        report.input, report.attack, report.rate, report.poisons, report.rows
-    )?;
-    writeln!(
-        out,
-        "{:<12} {:<8} {:>7} {:>9} {:>7} {:>6} {:>6} {:>9} {:>8}",
-        "method", "view", "flagged", "precision", "recall", "f1", "auroc", "tpr@1%fpr", "seconds"
-    )?;
-    let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
-    for m in &report.methods {
-        writeln!(
-            out,
-            "{:<12} {:<8} {:>7} {:>9.3} {:>7.3} {:>6.3} {:>6} {:>9} {:>8.3}",
-            m.method,
-            m.view,
-            m.quality.flagged,
-            m.quality.precision,
-            m.quality.recall,
-            m.quality.f1,
-            opt(m.auroc),
-            opt(m.tpr_at_1pct_fpr),
-            m.seconds
-        )?;
     }
     Ok(())
 }
