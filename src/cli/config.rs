@@ -34,6 +34,8 @@ pub enum ConfigError {
     EmptyFeature,
     #[error("{0} {1} is out of range; expected a value {2}")]
     Range(&'static str, String, &'static str),
+    #[error(transparent)]
+    Attack(#[from] crate::attack::AttackError),
 }
 
 /// Largest image side accepted for `--image-size` and by the decoder.
@@ -131,21 +133,42 @@ impl BenchConfig {
                 "between 0 and 1",
             ));
         }
-        if args.patch == Some(0) {
+        if args.patch == 0 {
             return Err(ConfigError::Range("--patch", "0".into(), "at least 1"));
         }
+        if !(args.sig_delta > 0.0 && args.sig_delta <= 255.0) {
+            return Err(ConfigError::Range(
+                "--sig-delta",
+                args.sig_delta.to_string(),
+                "in (0, 255]",
+            ));
+        }
+        if !(args.sig_frequency > 0.0 && args.sig_frequency.is_finite()) {
+            return Err(ConfigError::Range(
+                "--sig-frequency",
+                args.sig_frequency.to_string(),
+                "above 0",
+            ));
+        }
+        let attack = AttackConfig {
+            kind: args.attack,
+            rate: args.rate,
+            target: args.target,
+            source: args.source,
+            mapping: args.mapping,
+            patch: args.patch,
+            position: args.patch_position,
+            alpha: args.alpha,
+            sig_delta: args.sig_delta,
+            sig_frequency: args.sig_frequency,
+            trigger: args.trigger,
+            seed: args.attack_seed,
+        };
+        attack.check()?;
         Ok(BenchConfig {
             input: InputConfig::from_args(args.input, stderr_is_terminal)?,
             detect: detect_config(args.detect)?,
-            attack: AttackConfig {
-                kind: args.attack,
-                rate: args.rate,
-                target: args.target,
-                patch: args.patch,
-                alpha: args.alpha,
-                trigger: args.trigger,
-                seed: args.attack_seed,
-            },
+            attack,
             truth: args.truth,
             format: args.format,
             out: args.out,
@@ -371,6 +394,85 @@ mod tests {
             views(&["--embeddings", "e.npy", "--embedder", "raw"]),
             [View::Precomputed, View::Raw]
         );
+    }
+
+    fn bench(argv: &[&str]) -> Result<AttackConfig, ConfigError> {
+        let args =
+            crate::cli::Args::parse_from([&["poisongate", "bench", "in.csv"], argv].concat());
+        let crate::cli::Command::Bench(bench) = args.command else {
+            panic!("not a bench")
+        };
+        BenchConfig::from_args(bench, true).map(|c| c.attack)
+    }
+
+    #[test]
+    fn attack_options_reach_the_attack_and_contradictions_are_refused() {
+        use crate::attack::{AttackError, Mapping, PatchPosition};
+        let defaults = bench(&[]).unwrap();
+        assert_eq!(defaults, AttackConfig::default());
+        let set = bench(&[
+            "--attack",
+            "targeted-flip",
+            "--source",
+            "3",
+            "--target",
+            "7",
+            "--patch",
+            "4",
+            "--patch-position",
+            "top-left",
+            "--sig-delta",
+            "30",
+            "--sig-frequency",
+            "2.5",
+            "--attack-seed",
+            "9",
+        ])
+        .unwrap();
+        assert_eq!(
+            (set.kind, set.source.as_deref(), set.target.as_deref()),
+            (AttackKind::TargetedFlip, Some("3"), Some("7"))
+        );
+        assert_eq!((set.patch, set.position), (4, PatchPosition::TopLeft));
+        assert_eq!((set.sig_delta, set.sig_frequency, set.seed), (30.0, 2.5, 9));
+        let all = bench(&["--attack", "blend", "--mapping", "all-to-all"]).unwrap();
+        assert_eq!(all.mapping, Mapping::AllToAll);
+        let refused = |argv: &[&str]| bench(argv).unwrap_err();
+        assert_eq!(
+            refused(&["--attack", "targeted-flip"]),
+            ConfigError::Attack(AttackError::MissingSource)
+        );
+        assert_eq!(
+            refused(&["--attack", "flip", "--source", "1"]),
+            ConfigError::Attack(AttackError::SourceUnused("flip"))
+        );
+        assert_eq!(
+            refused(&["--attack", "sig", "--mapping", "all-to-all"]),
+            ConfigError::Attack(AttackError::MappingUnsupported("sig"))
+        );
+        assert_eq!(
+            refused(&[
+                "--attack",
+                "badnets",
+                "--mapping",
+                "all-to-all",
+                "--target",
+                "1"
+            ]),
+            ConfigError::Attack(AttackError::TargetWithAllToAll)
+        );
+        assert_eq!(
+            refused(&["--sig-delta", "0"]).to_string(),
+            "--sig-delta 0 is out of range; expected a value in (0, 255]"
+        );
+        assert!(matches!(
+            refused(&["--sig-frequency", "0"]),
+            ConfigError::Range("--sig-frequency", ..)
+        ));
+        assert!(matches!(
+            refused(&["--patch", "0"]),
+            ConfigError::Range("--patch", ..)
+        ));
     }
 
     #[test]

@@ -200,22 +200,44 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value_t = crate::attack::AttackKind::Clean)]
     pub attack: crate::attack::AttackKind,
 
-    /// Share of the usable labelled rows to poison.
+    /// Share of the usable labelled rows to poison (for sig, at most the target class's
+    /// share; for targeted-flip, the source class's).
     #[arg(long, default_value_t = 0.1)]
     pub rate: f64,
 
-    /// Target class for patch and blend attacks [default: the first class].
-    #[arg(long)]
+    /// Target class: what badnets, blend and targeted-flip relabel to, and the class sig
+    /// poisons [default: the first class].
+    #[arg(long, value_name = "CLASS")]
     pub target: Option<String>,
 
-    /// Patch side in pixels (images) or trigger columns (tables) [default: a tenth of the
-    /// shorter image side, at least 1 (3 for 28-32 px images); 3 columns].
-    #[arg(long)]
-    pub patch: Option<usize>,
+    /// Source class of a targeted-flip: only its rows are relabelled to the target.
+    #[arg(long, value_name = "CLASS")]
+    pub source: Option<String>,
+
+    /// How badnets and blend relabel: every poison to the target, or class y to y + 1
+    /// (mod the number of classes), poisons drawn from every class.
+    #[arg(long, value_enum, default_value_t = crate::attack::Mapping::AllToOne)]
+    pub mapping: crate::attack::Mapping,
+
+    /// Patch side in pixels, clipped to the image (images), or trigger columns (tables).
+    #[arg(long, default_value_t = crate::attack::DEFAULT_PATCH)]
+    pub patch: usize,
+
+    /// Where the image patch sits; `random` is one seeded place shared by every poison.
+    #[arg(long, value_enum, default_value_t = crate::attack::PatchPosition::BottomRight)]
+    pub patch_position: crate::attack::PatchPosition,
 
     /// Blend weight of the pattern.
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = crate::attack::DEFAULT_ALPHA)]
     pub alpha: f64,
+
+    /// SIG amplitude on the 0-255 pixel scale.
+    #[arg(long, default_value_t = crate::attack::DEFAULT_SIG_DELTA)]
+    pub sig_delta: f64,
+
+    /// SIG frequency: periods of the sinusoid across the image width.
+    #[arg(long, default_value_t = crate::attack::DEFAULT_SIG_FREQUENCY)]
+    pub sig_frequency: f64,
 
     /// The phrase a BadNets attack inserts into text samples.
     #[arg(long, default_value = crate::attack::DEFAULT_TRIGGER)]

@@ -6,9 +6,13 @@ use serde_json::Value;
 use crate::util::{assert_error, fixture, poisongate, Run};
 
 fn bench(args: &[&str]) -> Run {
+    bench_on("digits/digits.csv", args)
+}
+
+fn bench_on(input: &str, args: &[&str]) -> Run {
     let out = poisongate()
         .arg("bench")
-        .arg(fixture("digits/digits.csv"))
+        .arg(fixture(input))
         .args(["--format", "json", "--quiet"])
         .args(args)
         .output()
@@ -79,6 +83,72 @@ fn an_unknown_target_and_an_impossible_rate_are_errors() {
     assert_error(
         &bench(&["--attack", "badnets", "--rate", "0.95"]),
         &["only", "rows can be poisoned"],
+    );
+}
+
+#[test]
+fn sig_targeted_flips_and_all_to_all_run_on_the_digits() {
+    let images = "digits/digits_png.parquet";
+    let sig = bench_on(
+        images,
+        &["--attack", "sig", "--rate", "0.05", "--embedder", "raw"],
+    );
+    assert_eq!(sig.code, 0, "{}", sig.stderr);
+    assert_eq!(
+        (&sig.json["attack"], &sig.json["poisons"]),
+        (&"sig".into(), &90.into())
+    );
+    let all = [
+        "--attack",
+        "badnets",
+        "--mapping",
+        "all-to-all",
+        "--patch",
+        "2",
+        "--embedder",
+        "raw",
+    ];
+    let all = bench_on(images, &all);
+    assert_eq!(all.code, 0, "{}", all.stderr);
+    assert_eq!(all.json["poisons"], 180);
+    let flip = [
+        "--attack",
+        "targeted-flip",
+        "--source",
+        "3",
+        "--target",
+        "8",
+    ];
+    let flip = bench(&[&flip[..], &["--rate", "0.05", "--embedder", "raw"]].concat());
+    assert_eq!(flip.code, 0, "{}", flip.stderr);
+    assert_eq!(flip.json["attack"], "targeted_flip");
+    assert_eq!(flip.json["poisons"], 90);
+    let knn = method(&flip.json, "knn", "raw");
+    assert!(knn["auroc"].as_f64().unwrap() > 0.9, "{knn}");
+}
+
+#[test]
+fn new_attack_settings_that_cannot_work_are_errors() {
+    assert_error(
+        &bench(&["--attack", "sig"]),
+        &["sig is an image attack; this dataset's payload is a table"],
+    );
+    assert_error(
+        &bench(&["--attack", "targeted-flip"]),
+        &["--attack targeted-flip needs --source"],
+    );
+    assert_error(
+        &bench(&["--attack", "targeted-flip", "--source", "0"]),
+        &["--source \"0\" is also the target class"],
+    );
+    assert_error(
+        &bench(&["--attack", "flip", "--mapping", "all-to-all"]),
+        &["--mapping all-to-all applies to badnets and blend, not to flip"],
+    );
+    // Class 0 holds 178 of the 1797 digits: sig cannot poison 10 % of all rows from it.
+    assert_error(
+        &bench_on("digits/digits_png.parquet", &["--attack", "sig"]),
+        &["only 178 rows can be poisoned", "target class \"0\""],
     );
 }
 
