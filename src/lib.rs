@@ -81,6 +81,10 @@ pub fn run(args: cli::Args, stderr_is_terminal: bool) -> Result<ExitStatus, Erro
             let config = cli::config::BenchConfig::from_args(bench, stderr_is_terminal)?;
             bench::run(&config)
         }
+        cli::Command::Sweep(sweep) => {
+            let config = cli::config::SweepConfig::from_args(sweep, stderr_is_terminal)?;
+            bench::sweep::run(&config)
+        }
         cli::Command::Generate(gen) => {
             generate::run(&gen)?;
             Ok(ExitStatus::Success)

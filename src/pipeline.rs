@@ -45,6 +45,18 @@ pub struct DetectConfig {
     pub model: Option<PathBuf>,
 }
 
+impl DetectConfig {
+    /// The same settings with every seed (the probe's, clustering's, the shifted-copy test's)
+    /// set to `seed`.
+    pub fn reseeded(&self, seed: u64) -> DetectConfig {
+        let mut config = self.clone();
+        config.probe.seed = seed;
+        config.clustering.seed = seed;
+        config.shift.seed = seed;
+        config
+    }
+}
+
 /// One detector on one view, and how long it took.
 #[derive(Debug)]
 pub struct Run {

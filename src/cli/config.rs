@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use super::{BenchArgs, BenchFormat, DetectArgs, EmbedderChoice, Format, InputArgs, ScanArgs};
-use crate::attack::{AttackConfig, AttackKind};
+pub use super::bench_config::{BenchConfig, SweepConfig};
+use super::{DetectArgs, EmbedderChoice, Format, InputArgs, ScanArgs};
 use crate::detect::clustering::ClusteringConfig;
 use crate::detect::knn::KnnConfig;
 use crate::detect::shift::ShiftConfig;
@@ -36,6 +36,8 @@ pub enum ConfigError {
     Range(&'static str, String, &'static str),
     #[error(transparent)]
     Attack(#[from] crate::attack::AttackError),
+    #[error(transparent)]
+    Plan(#[from] crate::bench::sweep::PlanError),
 }
 
 /// Largest image side accepted for `--image-size` and by the decoder.
@@ -106,77 +108,7 @@ impl ScanConfig {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct BenchConfig {
-    pub input: InputConfig,
-    pub detect: DetectConfig,
-    pub attack: AttackConfig,
-    /// `--truth`: the known poisons come from this file and nothing is planted.
-    pub truth: Option<PathBuf>,
-    pub format: BenchFormat,
-    pub out: Option<PathBuf>,
-}
-
-impl BenchConfig {
-    pub fn from_args(args: BenchArgs, stderr_is_terminal: bool) -> Result<Self, ConfigError> {
-        if !(args.rate > 0.0 && args.rate < 1.0) && args.attack != AttackKind::Clean {
-            return Err(ConfigError::Range(
-                "--rate",
-                args.rate.to_string(),
-                "between 0 and 1",
-            ));
-        }
-        if !(0.0..=1.0).contains(&args.alpha) {
-            return Err(ConfigError::Range(
-                "--alpha",
-                args.alpha.to_string(),
-                "between 0 and 1",
-            ));
-        }
-        if args.patch == 0 {
-            return Err(ConfigError::Range("--patch", "0".into(), "at least 1"));
-        }
-        if !(args.sig_delta > 0.0 && args.sig_delta <= 255.0) {
-            return Err(ConfigError::Range(
-                "--sig-delta",
-                args.sig_delta.to_string(),
-                "in (0, 255]",
-            ));
-        }
-        if !(args.sig_frequency > 0.0 && args.sig_frequency.is_finite()) {
-            return Err(ConfigError::Range(
-                "--sig-frequency",
-                args.sig_frequency.to_string(),
-                "above 0",
-            ));
-        }
-        let attack = AttackConfig {
-            kind: args.attack,
-            rate: args.rate,
-            target: args.target,
-            source: args.source,
-            mapping: args.mapping,
-            patch: args.patch,
-            position: args.patch_position,
-            alpha: args.alpha,
-            sig_delta: args.sig_delta,
-            sig_frequency: args.sig_frequency,
-            trigger: args.trigger,
-            seed: args.attack_seed,
-        };
-        attack.check()?;
-        Ok(BenchConfig {
-            input: InputConfig::from_args(args.input, stderr_is_terminal)?,
-            detect: detect_config(args.detect)?,
-            attack,
-            truth: args.truth,
-            format: args.format,
-            out: args.out,
-        })
-    }
-}
-
-fn detect_config(args: DetectArgs) -> Result<DetectConfig, ConfigError> {
+pub(super) fn detect_config(args: DetectArgs) -> Result<DetectConfig, ConfigError> {
     if let Some(eps) = args.poison_rate {
         if !(eps > 0.0 && eps <= 0.5) {
             return Err(ConfigError::Range(
@@ -329,6 +261,7 @@ pub fn parse_size(text: &str) -> Result<(u32, u32), ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attack::{AttackConfig, AttackKind};
     use clap::Parser;
 
     fn config(argv: &[&str]) -> Result<ScanConfig, ConfigError> {

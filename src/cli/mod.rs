@@ -1,6 +1,7 @@
 //! Command-line arguments exactly as the user typed them (clap types, no I/O). `config` turns
 //! them into validated settings.
 
+pub mod bench_config;
 pub mod config;
 
 use std::path::PathBuf;
@@ -27,6 +28,9 @@ pub enum Command {
     Scan(ScanArgs),
     /// Plant a known attack in memory and measure every detector against it.
     Bench(BenchArgs),
+    /// Plant each attack x rate x seed of a plan in turn and summarise every detector over
+    /// the seeds, with no-filter, random-filter and perfect-filter controls.
+    Sweep(SweepArgs),
     /// Write a seeded synthetic dataset to try the tool on or to benchmark it.
     Generate(GenerateArgs),
 }
@@ -205,6 +209,31 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 0.1)]
     pub rate: f64,
 
+    #[command(flatten)]
+    pub trigger: TriggerArgs,
+
+    /// Seed for choosing and building the poisons.
+    #[arg(long, default_value_t = 0)]
+    pub attack_seed: u64,
+
+    /// Evaluate a dataset poisoned elsewhere: a CSV with the columns id and is_poison (1/0),
+    /// every row listed once; nothing is planted.
+    #[arg(long, value_name = "FILE.csv", conflicts_with = "attack")]
+    pub truth: Option<PathBuf>,
+
+    #[arg(long, value_enum, default_value_t = BenchFormat::Table)]
+    pub format: BenchFormat,
+
+    /// Also write, for analysis elsewhere: `samples.csv` (per sample: row, label as planted,
+    /// is_poison, every detector's score, the fused score and the flag) and each view's
+    /// embedding as `<view>.npy` (rows in the order of samples.csv).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// How the attacks of `bench` and `sweep` build their poisons.
+#[derive(Debug, clap::Args)]
+pub struct TriggerArgs {
     /// Target class: what badnets, blend and targeted-flip relabel to, and the class sig
     /// poisons [default: the first class].
     #[arg(long, value_name = "CLASS")]
@@ -242,24 +271,40 @@ pub struct BenchArgs {
     /// The phrase a BadNets attack inserts into text samples.
     #[arg(long, default_value = crate::attack::DEFAULT_TRIGGER)]
     pub trigger: String,
+}
 
-    /// Seed for choosing and building the poisons.
-    #[arg(long, default_value_t = 0)]
-    pub attack_seed: u64,
+#[derive(Debug, clap::Args)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
 
-    /// Evaluate a dataset poisoned elsewhere: a CSV with the columns id and is_poison (1/0),
-    /// every row listed once; nothing is planted.
-    #[arg(long, value_name = "FILE.csv", conflicts_with = "attack")]
-    pub truth: Option<PathBuf>,
+    #[command(flatten)]
+    pub detect: DetectArgs,
+
+    #[command(flatten)]
+    pub trigger: TriggerArgs,
+
+    /// The plan as TOML: `attacks = [...]`, `rates = [...]`, `seeds = [...]`; each list can be
+    /// replaced by its flag.
+    #[arg(long, value_name = "FILE.toml")]
+    pub plan: Option<PathBuf>,
+
+    /// Attacks to plant in turn [default: badnets,blend,flip,clean]. `clean` runs once per
+    /// seed, whatever the rates.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "A,B")]
+    pub attacks: Option<Vec<crate::attack::AttackKind>>,
+
+    /// Poison rates [default: 0.1].
+    #[arg(long, value_delimiter = ',', value_name = "R,S")]
+    pub rates: Option<Vec<f64>>,
+
+    /// Seeds; each sets both the attack's and the detectors' seed (overriding --seed)
+    /// [default: 0,1,2].
+    #[arg(long, value_delimiter = ',', value_name = "S,T")]
+    pub seeds: Option<Vec<u64>>,
 
     #[arg(long, value_enum, default_value_t = BenchFormat::Table)]
     pub format: BenchFormat,
-
-    /// Also write, for analysis elsewhere: `samples.csv` (per sample: row, label as planted,
-    /// is_poison, every detector's score, the fused score and the flag) and each view's
-    /// embedding as `<view>.npy` (rows in the order of samples.csv).
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
 }
 
 /// The output formats of `bench`.

@@ -274,3 +274,100 @@ fn csv_and_markdown_output_list_every_method() {
     );
     assert!(md.lines().any(|l| l.starts_with("| fused | all |")), "{md}");
 }
+
+#[test]
+fn a_sweep_averages_exactly_what_bench_measures_per_seed() {
+    let run = Run::from_output(
+        poisongate()
+            .arg("sweep")
+            .arg(fixture("digits/digits.csv"))
+            .args([
+                "--attacks",
+                "flip,clean",
+                "--rates",
+                "0.1",
+                "--seeds",
+                "0,1",
+            ])
+            .args(["--embedder", "raw", "--format", "json", "--quiet"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let rows = run.json["rows"].as_array().unwrap();
+    // flip at 0.1 and the clean twin, each measured plus three controls.
+    assert_eq!(rows.len(), 8);
+    let filters: Vec<&str> = rows.iter().map(|r| r["filter"].as_str().unwrap()).collect();
+    assert_eq!(filters[..4], ["measured", "no_filter", "random", "perfect"]);
+    let fused = |row: &Value| -> Value {
+        row["methods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["method"] == "fused")
+            .unwrap()
+            .clone()
+    };
+    let f1s: Vec<f64> = ["0", "1"]
+        .iter()
+        .map(|seed| {
+            let one = bench(&[
+                "--attack",
+                "flip",
+                "--embedder",
+                "raw",
+                "--attack-seed",
+                seed,
+                "--seed",
+                seed,
+            ]);
+            assert_eq!(one.code, 0, "{}", one.stderr);
+            method(&one.json, "fused", "all")["f1"].as_f64().unwrap()
+        })
+        .collect();
+    let mean = fused(&rows[0])["f1"]["mean"].as_f64().unwrap();
+    assert!(
+        (mean - (f1s[0] + f1s[1]) / 2.0).abs() < 1e-12,
+        "{mean} vs {f1s:?}"
+    );
+    assert_eq!(fused(&rows[3])["f1"]["mean"], 1.0);
+    assert_eq!(rows[4]["attack"], "clean");
+    assert_eq!(rows[4]["rate"], Value::Null);
+    assert_eq!(fused(&rows[4])["f1"], Value::Null);
+}
+
+#[test]
+fn a_sweep_plan_file_is_read_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.toml");
+    std::fs::write(&plan, "attacks = [\"flip\"]\nrates = [0.1]\nseeds = [0]\n").unwrap();
+    let ok = Run::from_output(
+        poisongate()
+            .arg("sweep")
+            .arg(fixture("digits/digits.csv"))
+            .arg("--plan")
+            .arg(&plan)
+            .args(["--embedder", "raw", "--format", "csv", "--quiet"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert!(
+        ok.stdout
+            .lines()
+            .any(|l| l.starts_with("flip,0.1,measured,fused,")),
+        "{}",
+        ok.stdout
+    );
+    std::fs::write(&plan, "attacks = [\"flip\"]\nrates = [2.0]\nseeds = [0]\n").unwrap();
+    let bad = Run::from_output(
+        poisongate()
+            .arg("sweep")
+            .arg(fixture("digits/digits.csv"))
+            .arg("--plan")
+            .arg(&plan)
+            .output()
+            .unwrap(),
+    );
+    assert_error(&bad, &["sweep rate 2 is not between 0 and 1"]);
+}

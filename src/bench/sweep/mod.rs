@@ -19,6 +19,11 @@ use clap::ValueEnum;
 use crate::attack::AttackKind;
 use crate::detect::metrics::{auroc, quality, Quality};
 
+mod output;
+mod run;
+
+pub use run::run;
+
 /// What to sweep. From `--plan FILE.toml` (keys `attacks`, `rates`, `seeds`), each list
 /// replaceable by its flag.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,18 +42,13 @@ struct PlanFile {
     seeds: Vec<u64>,
 }
 
-#[derive(Debug, thiserror::Error)]
+/// Errors keep their cause as text so that configuration errors compare in tests.
+#[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PlanError {
     #[error("--plan {path}: {error}")]
-    Read {
-        path: PathBuf,
-        error: std::io::Error,
-    },
+    Read { path: PathBuf, error: String },
     #[error("--plan {path}: {error}")]
-    Parse {
-        path: PathBuf,
-        error: Box<toml::de::Error>,
-    },
+    Parse { path: PathBuf, error: String },
     #[error("--plan {path}: unknown attack {name:?}; expected one of {expected}")]
     Attack {
         path: PathBuf,
@@ -61,15 +61,31 @@ pub enum PlanError {
     Rate(f64),
 }
 
+impl Default for Plan {
+    /// The four attacks at 10 % over three seeds.
+    fn default() -> Self {
+        Plan {
+            attacks: vec![
+                AttackKind::Badnets,
+                AttackKind::Blend,
+                AttackKind::Flip,
+                AttackKind::Clean,
+            ],
+            rates: vec![0.1],
+            seeds: vec![0, 1, 2],
+        }
+    }
+}
+
 impl Plan {
     pub fn read(path: &Path) -> Result<Plan, PlanError> {
         let text = std::fs::read_to_string(path).map_err(|error| PlanError::Read {
             path: path.to_owned(),
-            error,
+            error: error.to_string(),
         })?;
         let file: PlanFile = toml::from_str(&text).map_err(|error| PlanError::Parse {
             path: path.to_owned(),
-            error: Box::new(error),
+            error: error.to_string(),
         })?;
         let attacks = file
             .attacks
@@ -173,7 +189,8 @@ pub enum Filter {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Row {
     pub attack: AttackKind,
-    pub rate: f64,
+    /// None for the clean twin.
+    pub rate: Option<f64>,
     pub filter: Filter,
     pub methods: Vec<Summary>,
 }
@@ -219,14 +236,14 @@ impl Samples {
 /// three control rows.
 pub struct Cell {
     attack: AttackKind,
-    rate: f64,
+    rate: Option<f64>,
     methods: Vec<String>,
     /// Per filter (measured, none, random, perfect), per method.
     samples: [Vec<Samples>; 4],
 }
 
 impl Cell {
-    pub fn new(attack: AttackKind, rate: f64) -> Self {
+    pub fn new(attack: AttackKind, rate: Option<f64>) -> Self {
         Cell {
             attack,
             rate,
@@ -354,7 +371,7 @@ mod tests {
     #[test]
     fn summaries_average_over_seeds_and_controls_bracket_the_method() {
         let truth = [true, true, false, false, false, false, false, false];
-        let mut cell = Cell::new(AttackKind::Flip, 0.25);
+        let mut cell = Cell::new(AttackKind::Flip, Some(0.25));
         // Seed 0 finds both poisons; seed 1 one of them and a false alarm.
         let runs: [(&[bool], &[f32]); 2] = [
             (
@@ -397,7 +414,7 @@ mod tests {
     #[test]
     fn a_clean_twin_has_only_flagged_shares() {
         let truth = [false; 4];
-        let mut cell = Cell::new(AttackKind::Clean, 0.1);
+        let mut cell = Cell::new(AttackKind::Clean, None);
         let m = Measured {
             method: "fused".into(),
             flags: &[true, false, false, false],
