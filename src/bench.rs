@@ -13,7 +13,7 @@ use crate::cli::Format;
 use crate::detect::metrics::{auroc, quality, tpr_at_fpr, Quality};
 use crate::pipeline::{analyse, Analysis};
 use crate::progress::Progress;
-use crate::report::ReportError;
+use crate::report::{html, ReportError};
 use crate::{scan, Error, ExitStatus};
 
 #[derive(Debug, Serialize)]
@@ -41,7 +41,12 @@ pub struct BenchReport {
 
 pub fn run(config: &BenchConfig) -> Result<ExitStatus, Error> {
     let progress = Progress::new(config.input.progress);
-    let (mut dataset, _) = scan::load(&config.input, None, &progress)?;
+    let (mut dataset, read) = scan::load(&config.input, None, &progress)?;
+    // The HTML page lists what `scan` finds in the input as read, before the attack.
+    let findings = config
+        .html
+        .as_ref()
+        .map(|_| html::validate_input(&dataset, read));
     let truth_rows = attack::inject(&mut dataset, &config.attack)?;
     let start = Instant::now();
     let Some(analysis) = analyse(&dataset, &config.detect, &progress)? else {
@@ -88,6 +93,10 @@ pub fn run(config: &BenchConfig) -> Result<ExitStatus, Error> {
         rows: truth.len(),
         methods,
     };
+    if let (Some(path), Some(findings)) = (&config.html, &findings) {
+        let input = &config.input.path;
+        html::write_bench(path, input, &report, &dataset, findings, &analysis, &truth)?;
+    }
     print(&report, config.format).map_err(|source| ReportError::Io {
         path: "<stdout>".into(),
         source,

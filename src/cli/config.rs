@@ -88,6 +88,8 @@ pub struct ScanConfig {
     pub strict: bool,
     pub format: Format,
     pub out: Option<PathBuf>,
+    /// `--html FILE`: the report as one self-contained page.
+    pub html: Option<PathBuf>,
 }
 
 impl ScanConfig {
@@ -100,6 +102,7 @@ impl ScanConfig {
             strict: args.strict,
             format: args.format,
             out: args.out,
+            html: args.html,
         })
     }
 }
@@ -111,6 +114,8 @@ pub struct BenchConfig {
     pub attack: AttackConfig,
     pub format: Format,
     pub out: Option<PathBuf>,
+    /// `--html FILE`: the run as one self-contained page, with ROC curves.
+    pub html: Option<PathBuf>,
 }
 
 impl BenchConfig {
@@ -146,6 +151,7 @@ impl BenchConfig {
             },
             format: args.format,
             out: args.out,
+            html: args.html,
         })
     }
 }
