@@ -40,6 +40,7 @@ fn config(input: std::path::PathBuf) -> ScanConfig {
         strict: false,
         format: Format::Json,
         out: None,
+        html: None,
     }
 }
 

@@ -80,6 +80,9 @@ pub struct Analysis {
     pub runs: Vec<Run>,
     pub verdict: Verdict,
     pub verdict_config: VerdictConfig,
+    /// The view label consistency was judged in (and the shifted-copy test ran on), when
+    /// k-NN ran.
+    pub judged_view: Option<View>,
     /// The shifted-copy test's threshold, when the test ran.
     pub shift_threshold: Option<f64>,
     pub verdict_seconds: f64,
@@ -246,6 +249,7 @@ pub fn analyse(
         runs,
         verdict,
         verdict_config: config.verdict.clone(),
+        judged_view: judged,
         shift_threshold: copies.as_ref().map(|c| c.threshold),
         verdict_seconds: t.elapsed().as_secs_f64(),
     }))

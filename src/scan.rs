@@ -23,6 +23,10 @@ pub fn run(config: &ScanConfig) -> Result<ExitStatus, Error> {
             &outcome.detection,
         )?;
     }
+    if let Some(path) = &config.html {
+        let (input, o) = (&config.input.path, &outcome);
+        report::html::write_scan(path, input, &o.report, &o.dataset, &o.detection)?;
+    }
     report::print(&outcome.report, config.format)?;
     Ok(outcome.report.status())
 }

@@ -4,4 +4,5 @@
 mod util;
 
 mod bench;
+mod html;
 mod scan;

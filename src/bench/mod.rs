@@ -13,7 +13,7 @@ use crate::dataset::Dataset;
 use crate::detect::metrics::{auroc, quality, tpr_at_fpr, Quality};
 use crate::pipeline::{analyse, Analysis, DetectConfig};
 use crate::progress::Progress;
-use crate::report::ReportError;
+use crate::report::{html, ReportError};
 use crate::{scan, Error, ExitStatus};
 
 pub mod output;
@@ -50,7 +50,12 @@ pub struct BenchReport {
 
 pub fn run(config: &BenchConfig) -> Result<ExitStatus, Error> {
     let progress = Progress::new(config.input.progress);
-    let (mut dataset, _) = scan::load(&config.input, None, &progress)?;
+    let (mut dataset, read) = scan::load(&config.input, None, &progress)?;
+    // The HTML page lists what `scan` finds in the input as read, before the attack.
+    let findings = config
+        .html
+        .as_ref()
+        .map(|_| html::validate_input(&dataset, read));
     let truth_rows = match &config.truth {
         Some(path) => truth::read(path, &dataset.ids)?,
         None => attack::inject(&mut dataset, &config.attack)?,
@@ -68,6 +73,10 @@ pub fn run(config: &BenchConfig) -> Result<ExitStatus, Error> {
         rows: truth.len(),
         methods,
     };
+    if let (Some(path), Some(findings)) = (&config.html, &findings) {
+        let input = &config.input.path;
+        html::write_bench(path, input, &report, &dataset, findings, &analysis, &truth)?;
+    }
     output::print(&report, config.format).map_err(|source| ReportError::Io {
         path: "<stdout>".into(),
         source,

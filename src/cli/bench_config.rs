@@ -18,6 +18,8 @@ pub struct BenchConfig {
     pub truth: Option<PathBuf>,
     pub format: BenchFormat,
     pub out: Option<PathBuf>,
+    /// `--html FILE`: the run as one self-contained page, with ROC curves.
+    pub html: Option<PathBuf>,
 }
 
 impl BenchConfig {
@@ -38,6 +40,7 @@ impl BenchConfig {
             truth: args.truth,
             format: args.format,
             out: args.out,
+            html: args.html,
         })
     }
 }

@@ -92,6 +92,8 @@ pub struct ScanConfig {
     pub strict: bool,
     pub format: Format,
     pub out: Option<PathBuf>,
+    /// `--html FILE`: the report as one self-contained page.
+    pub html: Option<PathBuf>,
 }
 
 impl ScanConfig {
@@ -104,6 +106,7 @@ impl ScanConfig {
             strict: args.strict,
             format: args.format,
             out: args.out,
+            html: args.html,
         })
     }
 }

@@ -190,6 +190,11 @@ pub struct ScanArgs {
     /// Also write DIR/report.json and DIR/scores.parquet (one row per sample).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+
+    /// Also write one self-contained HTML page: the findings, and per class each detector's
+    /// score histogram with its rule's cut and a PCA projection coloured by the verdict.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -229,6 +234,11 @@ pub struct BenchArgs {
     /// embedding as `<view>.npy` (rows in the order of samples.csv).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+
+    /// Also write one self-contained HTML page: the scan page's plots, marked by the planted
+    /// truth, with each method's ROC curve.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 /// How the attacks of `bench` and `sweep` build their poisons.

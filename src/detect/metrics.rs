@@ -68,6 +68,40 @@ pub fn auroc(scores: &[f32], truth: &[bool]) -> Option<f64> {
     Some(u / (positives * negatives) as f64)
 }
 
+/// The ROC curve of `scores` for separating `truth`: (false positive rate, true positive rate)
+/// as the threshold falls past each distinct score, from (0, 0) to (1, 1). Samples with equal
+/// scores enter together (one diagonal step), so the trapezoids under the curve add up to
+/// [`auroc`]. `None` when one side is empty.
+pub fn roc_curve(scores: &[f32], truth: &[bool]) -> Option<Vec<(f64, f64)>> {
+    let positives = truth.iter().filter(|&&t| t).count();
+    let negatives = truth.len() - positives;
+    if positives == 0 || negatives == 0 {
+        return None;
+    }
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let mut curve = vec![(0.0, 0.0)];
+    let (mut tp, mut fp) = (0usize, 0usize);
+    let mut i = 0;
+    while i < order.len() {
+        // The run of scores equal to this one (a NaN equals nothing and enters alone).
+        let mut j = i + 1;
+        while j < order.len() && scores[order[j]] == scores[order[i]] {
+            j += 1;
+        }
+        for &o in &order[i..j] {
+            if truth[o] {
+                tp += 1;
+            } else {
+                fp += 1;
+            }
+        }
+        curve.push((fp as f64 / negatives as f64, tp as f64 / positives as f64));
+        i = j;
+    }
+    Some(curve)
+}
+
 /// The share of poisons ranked above the threshold that lets through at most `fpr` of the
 /// clean samples. `None` when one side is empty.
 pub fn tpr_at_fpr(scores: &[f32], truth: &[bool], fpr: f64) -> Option<f64> {
@@ -115,6 +149,30 @@ mod tests {
         // One poison above both clean, one between them: 3 of 4 pairs ordered.
         assert_eq!(auroc(&[0.1, 0.5, 0.3, 0.9], &truth), Some(0.75));
         assert_eq!(auroc(&[0.1, 0.2], &[false, false]), None);
+    }
+
+    #[test]
+    fn the_area_under_the_roc_curve_is_the_auroc() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        // Scores on a coarse grid, so that many samples tie.
+        let scores: Vec<f32> = (0..300).map(|_| rng.random_range(0..12) as f32).collect();
+        let truth: Vec<bool> = scores
+            .iter()
+            .map(|&s| rng.random_bool((s as f64 / 14.0).clamp(0.05, 0.95)))
+            .collect();
+        let curve = roc_curve(&scores, &truth).unwrap();
+        assert_eq!((curve[0], curve[curve.len() - 1]), ((0.0, 0.0), (1.0, 1.0)));
+        // One point per distinct score after the origin.
+        assert_eq!(curve.len(), 13);
+        let area: f64 = curve
+            .windows(2)
+            .map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0)
+            .sum();
+        let expected = auroc(&scores, &truth).unwrap();
+        assert!((area - expected).abs() < 1e-12, "{area} vs {expected}");
+        assert!(expected > 0.6, "the truth follows the score: {expected}");
+        assert_eq!(roc_curve(&[0.1, 0.2], &[true, true]), None);
     }
 
     #[test]

@@ -149,11 +149,15 @@ pub fn build(outcome: &Outcome, dataset: &Dataset) -> Option<DetectionReport> {
         detectors: Vec::new(),
         verdict: None,
     };
-    let analysis = match outcome {
-        Outcome::NotRequested => return None,
-        Outcome::Skipped(why) => return Some(empty("skipped", Some(why))),
-        Outcome::Ran(a) => a,
-    };
+    match outcome {
+        Outcome::NotRequested => None,
+        Outcome::Skipped(why) => Some(empty("skipped", Some(why))),
+        Outcome::Ran(analysis) => Some(ran(analysis, dataset)),
+    }
+}
+
+/// The detection part of an analysis that ran; `bench --html` shows it too.
+pub fn ran(analysis: &Analysis, dataset: &Dataset) -> DetectionReport {
     let classes: Vec<String> = dataset
         .labels
         .as_ref()
@@ -241,7 +245,7 @@ pub fn build(outcome: &Outcome, dataset: &Dataset) -> Option<DetectionReport> {
         samples,
         notes: v.notes.clone(),
     };
-    Some(DetectionReport {
+    DetectionReport {
         status: "ran",
         skipped_because: None,
         device: Some(analysis.device),
@@ -250,5 +254,5 @@ pub fn build(outcome: &Outcome, dataset: &Dataset) -> Option<DetectionReport> {
         views,
         detectors,
         verdict: Some(verdict),
-    })
+    }
 }

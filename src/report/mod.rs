@@ -3,6 +3,7 @@
 //! `DIR/scores.parquet`. Field meanings are documented in the README ("Report fields").
 
 pub mod detection;
+pub mod html;
 pub mod scores;
 pub mod text;
 
@@ -35,6 +36,16 @@ pub enum ReportError {
     },
     #[error("--out {} would write into the input {}; choose a folder outside it", .out.display(), .input.display())]
     OutIntoInput { out: PathBuf, input: PathBuf },
+    #[error("--html {} would write into the input {}; choose a file outside it", .html.display(), .input.display())]
+    HtmlIntoInput { html: PathBuf, input: PathBuf },
+    #[error("--html {} is a folder; expected a file path such as report.html", .0.display())]
+    HtmlIsFolder(PathBuf),
+    #[error("cannot draw the plots for {}", .path.display())]
+    Plot {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 #[derive(Debug, Serialize)]
