@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::config::{detect_config, ConfigError, InputConfig};
 use super::{BenchArgs, BenchFormat, SweepArgs, TriggerArgs};
-use crate::attack::{AttackConfig, AttackKind};
+use crate::attack::{AttackConfig, AttackKind, Mapping};
 use crate::bench::sweep::Plan;
 use crate::pipeline::DetectConfig;
 
@@ -103,6 +103,30 @@ pub struct SweepConfig {
 }
 
 impl SweepConfig {
+    /// The settings of one planned run: `--source` goes to targeted-flip only and `--mapping`
+    /// to badnets and blend only, so one plan can mix them with other attacks.
+    pub fn attack(&self, kind: AttackKind, rate: f64, seed: u64) -> AttackConfig {
+        AttackConfig {
+            rate,
+            seed,
+            ..SweepConfig::fit(&self.attack, kind)
+        }
+    }
+
+    fn fit(base: &AttackConfig, kind: AttackKind) -> AttackConfig {
+        let mut config = AttackConfig {
+            kind,
+            ..base.clone()
+        };
+        if kind != AttackKind::TargetedFlip {
+            config.source = None;
+        }
+        if !matches!(kind, AttackKind::Badnets | AttackKind::Blend) {
+            config.mapping = Mapping::AllToOne;
+        }
+        config
+    }
+
     pub fn from_args(args: SweepArgs, stderr_is_terminal: bool) -> Result<Self, ConfigError> {
         let mut plan = match &args.plan {
             Some(path) => Plan::read(path)?,
@@ -119,9 +143,21 @@ impl SweepConfig {
         }
         plan.check()?;
         let attack = attack_config(AttackKind::Clean, plan.rates[0], 0, args.trigger)?;
+        let config_for = |kind| SweepConfig::fit(&attack, kind);
         for &kind in &plan.attacks {
+            config_for(kind).check()?;
+        }
+        // A setting no planned attack uses is refused, as bench refuses it.
+        let uses_source = plan.attacks.contains(&AttackKind::TargetedFlip);
+        let uses_mapping = plan
+            .attacks
+            .iter()
+            .any(|k| matches!(k, AttackKind::Badnets | AttackKind::Blend));
+        if (attack.source.is_some() && !uses_source)
+            || (attack.mapping != Mapping::AllToOne && !uses_mapping)
+        {
             AttackConfig {
-                kind,
+                kind: plan.attacks[0],
                 ..attack.clone()
             }
             .check()?;
@@ -133,5 +169,61 @@ impl SweepConfig {
             attack,
             format: args.format,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn sweep(argv: &[&str]) -> Result<SweepConfig, ConfigError> {
+        let args =
+            crate::cli::Args::parse_from([&["poisongate", "sweep", "in.csv"], argv].concat());
+        let crate::cli::Command::Sweep(sweep) = args.command else {
+            panic!("not a sweep")
+        };
+        SweepConfig::from_args(sweep, true)
+    }
+
+    #[test]
+    fn a_plan_mixes_attacks_each_getting_only_its_settings() {
+        let config = sweep(&[
+            "--attacks",
+            "flip,targeted-flip,badnets",
+            "--source",
+            "1",
+            "--mapping",
+            "all-to-all",
+            "--seeds",
+            "4",
+        ])
+        .unwrap();
+        assert_eq!(config.plan.seeds, [4]);
+        assert_eq!(config.plan.rates, [0.1]);
+        let flip = config.attack(AttackKind::Flip, 0.2, 4);
+        assert_eq!(
+            (flip.source, flip.mapping, flip.rate, flip.seed),
+            (None, Mapping::AllToOne, 0.2, 4)
+        );
+        let targeted = config.attack(AttackKind::TargetedFlip, 0.1, 0);
+        assert_eq!(targeted.source.as_deref(), Some("1"));
+        assert_eq!(targeted.mapping, Mapping::AllToOne);
+        let badnets = config.attack(AttackKind::Badnets, 0.1, 0);
+        assert_eq!((badnets.source, badnets.mapping), (None, Mapping::AllToAll));
+    }
+
+    #[test]
+    fn settings_no_planned_attack_uses_and_bad_lists_are_refused() {
+        let unused = sweep(&["--attacks", "flip,clean", "--source", "1"]).unwrap_err();
+        assert!(unused.to_string().contains("--source"), "{unused}");
+        let unused = sweep(&["--attacks", "flip", "--mapping", "all-to-all"]).unwrap_err();
+        assert!(unused.to_string().contains("all-to-all"), "{unused}");
+        let missing = sweep(&["--attacks", "targeted-flip"]).unwrap_err();
+        assert!(missing.to_string().contains("--source"), "{missing}");
+        let rate = sweep(&["--rates", "0.1,0"]).unwrap_err();
+        assert_eq!(rate.to_string(), "sweep rate 0 is not between 0 and 1");
+        let defaults = sweep(&[]).unwrap();
+        assert_eq!(defaults.plan, Plan::default());
     }
 }

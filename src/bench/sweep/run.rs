@@ -46,12 +46,7 @@ pub fn run(config: &SweepConfig) -> Result<ExitStatus, Error> {
             let mut cell = Cell::new(kind, rate);
             for &seed in &plan.seeds {
                 let mut dataset = clean.clone();
-                let attack = attack::AttackConfig {
-                    kind,
-                    rate: rate.unwrap_or(config.attack.rate),
-                    seed,
-                    ..config.attack.clone()
-                };
+                let attack = config.attack(kind, rate.unwrap_or(config.attack.rate), seed);
                 let truth_rows = attack::inject(&mut dataset, &attack)?;
                 let detect = config.detect.reseeded(seed);
                 let (_, analysis, truth) =
