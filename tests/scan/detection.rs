@@ -400,6 +400,10 @@ fn a_text_column_is_embedded_by_minilm_and_a_flipped_label_is_named() {
     let ids: Vec<&str> = samples.iter().map(|s| s["id"].as_str().unwrap()).collect();
     assert_eq!(ids, [flipped.to_string().as_str()], "{samples:?}");
     assert_eq!(run.code, 1);
+    // The shifted-copy test runs on raw views only, and says so.
+    assert_eq!(d["verdict"]["shift_threshold"], serde_json::Value::Null);
+    let notes = d["verdict"]["notes"].to_string();
+    assert!(notes.contains("shifted-copy test did not run"), "{notes}");
 
     // A model folder that is not there is an error naming it (exit 2).
     let missing = dir.path().join("no-model");
