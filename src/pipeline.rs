@@ -11,6 +11,7 @@ use crate::detect::clustering::{self, ClusteringConfig};
 use crate::detect::knn::{self, KnnConfig, Votes};
 use crate::detect::shift::{self, ShiftConfig};
 use crate::detect::spectral::{self, SpectralConfig};
+use crate::detect::tokens::{self, TokenConfig};
 use crate::detect::{Detection, Points};
 use crate::embed::probe::ProbeConfig;
 use crate::embed::{images, precomputed, probe, raw, text, EmbedError, Embedding, Subset, View};
@@ -39,6 +40,9 @@ pub struct DetectConfig {
     pub knn: KnnConfig,
     /// The shifted-copy test, run on the view label consistency is judged in.
     pub shift: ShiftConfig,
+    /// The shared-token test, run on text with the votes of the view label consistency is
+    /// judged in.
+    pub tokens: TokenConfig,
     pub verdict: VerdictConfig,
     /// The pretrained model (`--model`): a sentence-transformer folder for text, MobileNetV2
     /// weights for images; None: the fetched, pinned one.
@@ -252,8 +256,28 @@ pub fn analyse(
         });
         copies = Some(found);
     }
+    // The shared-token test: text only, pooling the judged view's neighbour votes.
+    let mut groups = None;
+    let judged_votes = judged.and_then(|j| votes.iter().find(|(v, _)| *v == j));
+    if let (Payload::Text(texts), Some((view, v))) = (&dataset.payload, judged_votes) {
+        if config.tokens.threshold > 0.0 {
+            let t = Instant::now();
+            let (detection, found) = tokens::run(texts, &subset, *view, v, &config.tokens);
+            runs.push(Run {
+                detection,
+                seconds: t.elapsed().as_secs_f64(),
+            });
+            groups = Some(found);
+        }
+    }
     let t = Instant::now();
-    let mut verdict = verdict::decide(&subset, &votes, copies.as_ref(), &config.verdict);
+    let mut verdict = verdict::decide(
+        &subset,
+        &votes,
+        copies.as_ref(),
+        groups.as_ref(),
+        &config.verdict,
+    );
     verdict.notes.splice(0..0, notes);
     Ok(Some(Analysis {
         device: crate::device::name(&device),

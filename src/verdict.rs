@@ -1,4 +1,4 @@
-//! The verdict: which samples to flag, with no poison rate given. Two kinds of evidence, both
+//! The verdict: which samples to flag, with no poison rate given. Three kinds of evidence, all
 //! judged in a view not trained on the labels (the raw view by default; the measurements behind
 //! that choice are in the README):
 //!
@@ -11,7 +11,13 @@
 //!    ([`crate::detect::shift`]) found to be other classes plus one common shift, where that
 //!    test flagged its members. This finds a trigger whose poisons are each other's
 //!    neighbours, which label consistency cannot see. The test leaves out the samples that
-//!    rule 1 flags, so that flipped labels do not make a clean half look like a copy.
+//!    rule 1 flags, so that flipped labels do not make a clean half look like a copy. It runs
+//!    on the raw view only.
+//! 3. **Shared tokens** (text only). The texts of a class that share a token nearly no other
+//!    class holds, when on average their neighbours in the label-consistency view carry
+//!    another label often enough ([`crate::detect::tokens`]). This pools the evidence of a
+//!    trigger phrase's poisons, which are partly each other's neighbours and so fall one by
+//!    one under rule 1's bar.
 //!
 //! An earlier rule, which flagged a 2-means cluster whose neighbours disagreed with its label
 //! far more than other clusters', was dropped: on MNIST it raised most of the false alarms
@@ -25,6 +31,7 @@ use serde::Serialize;
 
 use crate::detect::knn::Votes;
 use crate::detect::shift::Copies;
+use crate::detect::tokens::TokenGroups;
 use crate::embed::{Subset, View};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +70,16 @@ pub enum Reason {
         view: View,
         size: usize,
         self_share: f64,
+        threshold: f64,
+    },
+    /// The text holds `token`, which `size` texts of its class share (and at least 95 % of
+    /// the texts holding it carry that label), and on average `share` of those texts'
+    /// neighbours in `view` carry another label (at least `threshold`).
+    SharedToken {
+        view: View,
+        token: String,
+        size: usize,
+        share: f64,
         threshold: f64,
     },
 }
@@ -231,6 +248,7 @@ pub fn decide(
     subset: &Subset,
     votes_by_view: &[(View, Votes)],
     copies: Option<&Copies>,
+    tokens: Option<&TokenGroups>,
     config: &VerdictConfig,
 ) -> Verdict {
     let members = class_members(subset);
@@ -266,6 +284,33 @@ pub fn decide(
             });
         }
     }
+    // 3. Shared tokens.
+    if let Some(groups) = tokens {
+        let (view, threshold) = (groups.view, groups.threshold);
+        for group in &groups.fired {
+            for &r in &group.members {
+                let r = r as usize;
+                verdict.flags[r] = true;
+                verdict.scores[r] =
+                    verdict.scores[r].max((group.share / threshold.max(f64::EPSILON)) as f32);
+                verdict.reasons[r].push(Reason::SharedToken {
+                    view,
+                    token: group.token.clone(),
+                    size: group.members.len(),
+                    share: group.share,
+                    threshold,
+                });
+            }
+            firings[group.class as usize].push(Firing {
+                detector: "tokens",
+                view,
+                statistic: "token_group_share",
+                value: group.share,
+                threshold,
+                samples: group.members.len(),
+            });
+        }
+    }
     verdict.classes = members
         .iter()
         .enumerate()
@@ -298,20 +343,25 @@ mod tests {
     /// Votes where every sample sees `other` votes for the next class, except `odd`, which
     /// see `odd_votes`.
     fn votes(s: &Subset, other: u32, odd: &[usize], odd_votes: u32) -> Votes {
-        let top_other = (0..s.len())
+        let top_other: Vec<(u32, u32)> = (0..s.len())
             .map(|i| {
                 let c = (s.labels[i] + 1) % s.n_classes as u32;
                 (c, if odd.contains(&i) { odd_votes } else { other })
             })
             .collect();
-        Votes { k: 10, top_other }
+        let other = top_other.iter().map(|t| t.1).collect();
+        Votes {
+            k: 10,
+            top_other,
+            other,
+        }
     }
 
     #[test]
     fn a_clean_dataset_flags_nothing() {
         let s = subset(200, 4);
         let v = votes(&s, 1, &[], 0);
-        let out = decide(&s, &[(View::Raw, v)], None, &VerdictConfig::default());
+        let out = decide(&s, &[(View::Raw, v)], None, None, &VerdictConfig::default());
         assert!(out.flags.iter().all(|&f| !f));
         assert!(out.scores.iter().all(|&x| x < 1.0));
         assert!(out.classes.iter().all(|c| c.firings.is_empty()));
@@ -324,6 +374,7 @@ mod tests {
         let out = decide(
             &s,
             &[(View::Raw, v.clone())],
+            None,
             None,
             &VerdictConfig::default(),
         );
@@ -344,6 +395,7 @@ mod tests {
             &s,
             &[(View::Raw, v), (View::Probe, p)],
             None,
+            None,
             &VerdictConfig::default(),
         );
         let flagged: Vec<usize> = (0..200).filter(|&i| both.flags[i]).collect();
@@ -358,7 +410,7 @@ mod tests {
             s.labels[i] = 1;
         }
         s.n_classes = 2;
-        let top = (0..43)
+        let top: Vec<(u32, u32)> = (0..43)
             .map(|i| {
                 if [3, 17, 30].contains(&i) {
                     (0, 9)
@@ -373,9 +425,11 @@ mod tests {
                 View::Raw,
                 Votes {
                     k: 10,
+                    other: top.iter().map(|t| t.1).collect(),
                     top_other: top,
                 },
             )],
+            None,
             None,
             &VerdictConfig::default(),
         );
@@ -410,6 +464,7 @@ mod tests {
             &s,
             &[(View::Raw, v)],
             Some(&copies),
+            None,
             &VerdictConfig::default(),
         );
         let flagged: Vec<usize> = (0..200).filter(|&i| out.flags[i]).collect();
@@ -432,7 +487,7 @@ mod tests {
     #[test]
     fn without_knn_nothing_is_flagged_and_the_note_says_why() {
         let s = subset(10, 2);
-        let out = decide(&s, &[], None, &VerdictConfig::default());
+        let out = decide(&s, &[], None, None, &VerdictConfig::default());
         assert!(out.flags.iter().all(|&f| !f));
         assert!(out.notes[0].starts_with("no k-NN run"));
     }

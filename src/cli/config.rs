@@ -9,6 +9,7 @@ use crate::detect::clustering::ClusteringConfig;
 use crate::detect::knn::KnnConfig;
 use crate::detect::shift::ShiftConfig;
 use crate::detect::spectral::SpectralConfig;
+use crate::detect::tokens::TokenConfig;
 use crate::embed::probe::ProbeConfig;
 use crate::embed::View;
 use crate::pipeline::{DetectConfig, DetectorKind};
@@ -135,6 +136,20 @@ pub(super) fn detect_config(args: DetectArgs) -> Result<DetectConfig, ConfigErro
             "in [0, 1)",
         ));
     }
+    if !(0.0..=1.0).contains(&args.token_share) {
+        return Err(ConfigError::Range(
+            "--token-share",
+            args.token_share.to_string(),
+            "in [0, 1]",
+        ));
+    }
+    if args.token_group < 2 {
+        return Err(ConfigError::Range(
+            "--token-group",
+            args.token_group.to_string(),
+            "at least 2",
+        ));
+    }
     if args.knn_k == 0 {
         return Err(ConfigError::Range("--knn-k", "0".into(), "at least 1"));
     }
@@ -197,6 +212,11 @@ pub(super) fn detect_config(args: DetectArgs) -> Result<DetectConfig, ConfigErro
         shift: ShiftConfig {
             threshold: args.shift_threshold,
             seed: args.seed,
+            ..Default::default()
+        },
+        tokens: TokenConfig {
+            threshold: args.token_share,
+            min_group: args.token_group,
             ..Default::default()
         },
         verdict: VerdictConfig {

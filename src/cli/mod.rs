@@ -134,6 +134,17 @@ pub struct DetectArgs {
     #[arg(long, default_value_t = crate::detect::shift::ShiftConfig::default().threshold)]
     pub shift_threshold: f64,
 
+    /// Verdict, text only: the texts of one class that share a token (at least
+    /// --token-group of them, and 95 % of all texts holding it) are flagged together when on
+    /// average at least this share of their neighbours carry another label (0 turns the test
+    /// off).
+    #[arg(long, default_value_t = crate::detect::tokens::TokenConfig::default().threshold)]
+    pub token_share: f64,
+
+    /// Texts of one class that must share a token for the shared-token test to judge it.
+    #[arg(long, default_value_t = crate::detect::tokens::TokenConfig::default().min_group)]
+    pub token_group: usize,
+
     /// Probe training epochs [default: about 800 steps, 3 to 30 epochs].
     #[arg(long)]
     pub epochs: Option<usize>,

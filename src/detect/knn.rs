@@ -65,6 +65,8 @@ pub struct Votes {
     pub k: usize,
     /// The most common label among the neighbours other than the sample's own, and its votes.
     pub top_other: Vec<(u32, u32)>,
+    /// How many neighbours carry any label other than the sample's own.
+    pub other: Vec<u32>,
 }
 
 pub fn run(
@@ -85,6 +87,7 @@ pub fn run(
     let mut votes = Votes {
         k,
         top_other: vec![(0, 0); n],
+        other: vec![0; n],
     };
     let mut counts = vec![0u32; subset.n_classes];
     for i in 0..n {
@@ -105,6 +108,7 @@ pub fn run(
             .max_by_key(|&c| (counts[c as usize], std::cmp::Reverse(c)))
             .map_or((own, 0), |c| (c, counts[c as usize]));
         votes.top_other[i] = top;
+        votes.other[i] = found - same;
         // Plurality: flagged only when another label has strictly more votes than the own one.
         flags[i] = top.1 > same;
     }
@@ -244,6 +248,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(votes.top_other[3], (0, 3));
+        assert_eq!(votes.other[3], 3);
         assert_eq!(votes.top_other[2], (1, 1));
         assert_eq!(
             d.flags,

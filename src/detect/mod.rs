@@ -1,7 +1,8 @@
 //! Detectors: embeddings + labels -> one score per sample (higher = more suspicious) and, where
 //! the method has one, its own flag rule. Spectral signatures (Tran, Li, Madry 2018),
 //! activation clustering (Chen et al. 2018) and deep k-NN label consistency (Peri et al. 2020),
-//! plus the shifted-copy test (`shift.rs`) that tells which half of a class was planted.
+//! plus the shifted-copy test (`shift/`) that tells which half of a class was planted and,
+//! for text, the shared-token test (`tokens/`) that pools neighbour evidence over a token.
 //! The per-class statistics each method computed are kept for the report.
 
 pub mod clustering;
@@ -16,6 +17,7 @@ mod partition;
 pub mod robust;
 pub mod shift;
 pub mod spectral;
+pub mod tokens;
 
 use serde::Serialize;
 

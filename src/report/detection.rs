@@ -135,6 +135,18 @@ pub fn describe(reason: &Reason, classes: &[String]) -> String {
             100.0 * self_share,
             100.0 * threshold
         ),
+        Reason::SharedToken {
+            view: v,
+            token,
+            size,
+            share,
+            threshold,
+        } => format!(
+            "one of {size} texts of its class that hold the token {token:?} (hardly any text of another class does): on average {:.0} % of their {} neighbours carry another label (threshold {:.0} %)",
+            100.0 * share,
+            view(v),
+            100.0 * threshold
+        ),
     }
 }
 

@@ -6,3 +6,4 @@ mod detection;
 mod findings;
 mod images;
 mod outputs;
+mod text;

@@ -9,6 +9,7 @@
 //! | clustering | the smaller 2-means cluster, when it is small and well separated | nothing: membership, not a cut |
 //! | knn | another label outvotes the own among the k neighbours | nothing: the plotted score is the share of *all* other labels |
 //! | shift | a half fires (self-share low, and below its sibling's), then a member rule | nothing: the score is the half's, the flag is per member |
+//! | tokens | a group of texts sharing a token fires at a mean other-label share of `threshold` | a line at `threshold`: the score is the highest share among the text's groups |
 //!
 //! Where nothing is drawn, the caption says what the rule is and what it found in the class.
 //! Bars are stacked: planted samples on top in a bench page, flagged samples in a scan page.
@@ -141,6 +142,16 @@ pub(super) fn detector_cut(d: &Detection, class: u32, rows: &[u32]) -> Cut {
             ),
             None => "No line: the class was not tested (too small to split or to sample).".into(),
         }),
+        "tokens" => Cut {
+            at: param("threshold").parse::<f64>().ok(),
+            caption: format!(
+                "Line at {}: the texts of the class that share a token are flagged together \
+                 when, on average, at least that share of their neighbours carry another \
+                 label; a text's score is the highest such share among its tokens' groups (0 \
+                 in none). {n} flagged in this class.",
+                param("threshold")
+            ),
+        },
         other => none(format!(
             "No line: this page does not know the rule of `{other}`."
         )),
@@ -306,6 +317,13 @@ mod tests {
                 cut.caption
             );
         }
+        let tokens = detector_cut(&detection("tokens", &[("threshold", "0.4")]), 0, &rows);
+        assert_eq!(tokens.at, Some(0.4));
+        assert!(
+            tokens.caption.starts_with("Line at 0.4"),
+            "{}",
+            tokens.caption
+        );
         let knn = detector_cut(&detection("knn", &[("k", "10")]), 0, &rows);
         assert!(knn.caption.contains("k = 10") && knn.caption.contains("2 flagged"));
     }

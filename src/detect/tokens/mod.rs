@@ -1,0 +1,250 @@
+//! Shared tokens: the test that finds a text trigger that label consistency only half sees.
+//!
+//! A text backdoor inserts one rare phrase into texts of other classes and relabels them to a
+//! target. In a sentence embedding the phrase barely moves a long text (and a text longer
+//! than the model's limit may lose it altogether), so each poison still sits among the texts
+//! of its source class. But the poisons are also each other's neighbours: at a 10 % rate on
+//! SpamAssassin a third of a poison's spam-like neighbours are other poisons, labelled ham
+//! like it, so only part of them reach the neighbour rule's bar one by one.
+//!
+//! Together they are plain to see. This test pools the neighbour evidence over every text
+//! that holds one token:
+//!
+//! 1. **Candidate groups.** Texts are cut into tokens (maximal runs of alphanumeric
+//!    characters, lowercased; the whole text, not only what the model read). A token is a
+//!    candidate for class `c` when at least `min_group` texts of class `c` hold it and at
+//!    least `purity` (95 %) of all the texts that hold it are labelled `c`: a trigger lives
+//!    in the target class only. The group is those texts of class `c`.
+//! 2. **Group evidence.** The group's `share` is the mean, over its members, of the share of
+//!    their `k` nearest neighbours (in the view label consistency is judged in) that carry
+//!    another label.
+//! 3. **Fire.** A group fires when its share is at least `threshold` (0.4); every member is
+//!    flagged.
+//!
+//! A clean group (a mailing list's name, a newsletter's footer, a markup word) is mostly its
+//! own members' neighbours, with its class's label. Measured in a numpy prototype on
+//! SpamAssassin with a word TF-IDF view for the neighbours (2026-12-02): the trigger's groups
+//! ("cf", "mn", "bb") scored 0.56 to 0.70 at rates of 5 and 10 %, every clean group at most
+//! 0.25, and under 10 % label flips at most 0.33 (a group of 20). The figures with MiniLM
+//! neighbours are in the README.
+//!
+//! Not covered: a trigger of common words (no token of it is pure to the target class), a
+//! trigger planted in fewer than `min_group` texts, and clean-label triggers (the poisons
+//! keep labels that agree with their neighbours). Natural text that holds a planted token
+//! is flagged with the poisons (for "cf" on SpamAssassin, 20 of 624 texts).
+
+use std::collections::HashMap;
+
+use super::knn::Votes;
+use super::{ClassStatistic, Detection};
+use crate::dataset::{TextValue, Texts};
+use crate::embed::{Subset, View};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenConfig {
+    /// A group fires at or above this mean share of other-label neighbours (0 turns the test
+    /// off).
+    pub threshold: f64,
+    /// Texts of one class that must hold a token for it to be tested.
+    pub min_group: usize,
+    /// Share of the texts holding a token that must carry the group's label; above one half,
+    /// so that a token is a candidate in one class at most.
+    pub purity: f64,
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        TokenConfig {
+            threshold: 0.4,
+            min_group: 20,
+            purity: 0.95,
+        }
+    }
+}
+
+/// A token's texts in one class, as tested.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub token: String,
+    pub class: u32,
+    /// Positions (into the subset) of the texts of `class` that hold the token, ascending.
+    pub members: Vec<u32>,
+    /// Mean share of other-label neighbours over the members.
+    pub share: f64,
+    pub fired: bool,
+}
+
+/// The groups that fired, for the verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenGroups {
+    /// The view whose neighbours gave the evidence.
+    pub view: View,
+    pub threshold: f64,
+    pub fired: Vec<Group>,
+}
+
+/// The distinct tokens of `text`: maximal runs of alphanumeric characters, lowercased.
+pub fn tokens(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|t| !t.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Runs the test. `texts` is the dataset's text column (indexed by dataset row), `votes` the
+/// k-NN votes of `view` over `subset`.
+pub fn run(
+    texts: &Texts,
+    subset: &Subset,
+    view: View,
+    votes: &Votes,
+    config: &TokenConfig,
+) -> (Detection, TokenGroups) {
+    let n = subset.len();
+    let text_of = |i: usize| match &texts.values[subset.rows[i] as usize] {
+        TextValue::Text(s) => s.as_str(),
+        // Not usable, so never in the subset.
+        TextValue::Null | TextValue::InvalidUtf8 { .. } => "",
+    };
+    let mut class_sizes = vec![0usize; subset.n_classes];
+    for &c in &subset.labels {
+        class_sizes[c as usize] += 1;
+    }
+    // Pass 1: how many texts hold each token, in all and per class. Only tokens pure to one
+    // class and frequent enough in it are kept for pass 2, so the postings stay small.
+    let mut index: HashMap<String, u32> = HashMap::new();
+    let mut total: Vec<u32> = Vec::new();
+    let mut per_class: HashMap<(u32, u32), u32> = HashMap::new();
+    for i in 0..n {
+        for token in tokens(text_of(i)) {
+            let next = index.len() as u32;
+            let t = *index.entry(token).or_insert(next);
+            if t as usize == total.len() {
+                total.push(0);
+            }
+            total[t as usize] += 1;
+            *per_class.entry((t, subset.labels[i])).or_insert(0) += 1;
+        }
+    }
+    // A class whose members cannot fill a neighbourhood (at most k) is not judged by its
+    // neighbours, so neither is a group of it.
+    let judged = |c: u32| votes.k > 0 && class_sizes[c as usize] > votes.k;
+    let mut candidates: HashMap<u32, u32> = per_class
+        .iter()
+        .filter(|(&(t, c), &count)| {
+            count as usize >= config.min_group.max(1)
+                && f64::from(count) >= config.purity * f64::from(total[t as usize])
+                && judged(c)
+        })
+        .map(|(&(t, c), _)| (t, c))
+        .collect();
+    drop(per_class);
+    // Pass 2: the members of each candidate group.
+    let mut members: HashMap<u32, Vec<u32>> = HashMap::new();
+    if !candidates.is_empty() {
+        for i in 0..n {
+            for token in tokens(text_of(i)) {
+                if let Some(&t) = index.get(&token) {
+                    if candidates.get(&t) == Some(&subset.labels[i]) {
+                        members.entry(t).or_default().push(i as u32);
+                    }
+                }
+            }
+        }
+    }
+    let names: HashMap<u32, String> = index
+        .into_iter()
+        .filter(|(_, t)| candidates.contains_key(t))
+        .map(|(s, t)| (t, s))
+        .collect();
+    let k = votes.k.max(1) as f64;
+    let mut groups: Vec<Group> = members
+        .into_iter()
+        .map(|(t, members)| {
+            let share = members
+                .iter()
+                .map(|&i| f64::from(votes.other[i as usize]) / k)
+                .sum::<f64>()
+                / members.len() as f64;
+            Group {
+                token: names[&t].clone(),
+                class: candidates.remove(&t).unwrap_or_default(),
+                members,
+                share,
+                fired: config.threshold > 0.0 && share >= config.threshold,
+            }
+        })
+        .collect();
+    // Hash order is not reproducible; the report's is.
+    groups.sort_by(|a, b| (a.class, &a.token).cmp(&(b.class, &b.token)));
+    let detection = detection(subset, view, &groups, &class_sizes, config);
+    let fired = groups.into_iter().filter(|g| g.fired).collect();
+    (
+        detection,
+        TokenGroups {
+            view,
+            threshold: config.threshold,
+            fired,
+        },
+    )
+}
+
+/// Scores (the highest share among a sample's groups), flags (members of fired groups) and
+/// per-class statistics (the highest group share in the class).
+fn detection(
+    subset: &Subset,
+    view: View,
+    groups: &[Group],
+    class_sizes: &[usize],
+    config: &TokenConfig,
+) -> Detection {
+    let n = subset.len();
+    let mut scores = vec![0f32; n];
+    let mut flags = vec![false; n];
+    let mut best: Vec<Option<f64>> = vec![None; subset.n_classes];
+    for g in groups {
+        for &i in &g.members {
+            scores[i as usize] = scores[i as usize].max(g.share as f32);
+            flags[i as usize] |= g.fired;
+        }
+        let b = &mut best[g.class as usize];
+        *b = Some(b.map_or(g.share, |v: f64| v.max(g.share)));
+    }
+    let mut flagged = vec![0usize; subset.n_classes];
+    for (i, _) in flags.iter().enumerate().filter(|(_, &f)| f) {
+        flagged[subset.labels[i] as usize] += 1;
+    }
+    let classes = best
+        .iter()
+        .enumerate()
+        .filter_map(|(c, b)| {
+            b.map(|value| ClassStatistic {
+                class: c as u32,
+                size: class_sizes[c],
+                statistic: "top_token_group_share",
+                value,
+                threshold: Some(config.threshold),
+                flagged: flagged[c],
+            })
+        })
+        .collect();
+    Detection {
+        detector: "tokens",
+        view,
+        parameters: vec![
+            ("threshold".into(), config.threshold.to_string()),
+            ("min_group".into(), config.min_group.to_string()),
+            ("purity".into(), config.purity.to_string()),
+        ],
+        scores,
+        flags,
+        classes,
+    }
+}
+
+#[cfg(test)]
+mod tests;
