@@ -22,16 +22,17 @@
 //!    flagged.
 //!
 //! A clean group (a mailing list's name, a newsletter's footer, a markup word) is mostly its
-//! own members' neighbours, with its class's label. Measured in a numpy prototype on
-//! SpamAssassin with a word TF-IDF view for the neighbours (2026-12-02): the trigger's groups
-//! ("cf", "mn", "bb") scored 0.56 to 0.70 at rates of 5 and 10 %, every clean group at most
-//! 0.25, and under 10 % label flips at most 0.33 (a group of 20). The figures with MiniLM
-//! neighbours are in the README.
+//! own members' neighbours, with its class's label. On SpamAssassin with MiniLM neighbours
+//! (`poisongate bench`, 2026-12-02) the trigger's groups ("cf", "mn", "bb", 10 % rate) scored
+//! up to 0.607; the highest clean group scored 0.244 on the clean twin and 0.260 under 10 %
+//! label flips, and the test fired on neither. A numpy prototype with word TF-IDF neighbours
+//! gave the same picture (trigger 0.56 to 0.70 at 5 and 10 %, clean at most 0.25).
 //!
 //! Not covered: a trigger of common words (no token of it is pure to the target class), a
 //! trigger planted in fewer than `min_group` texts, and clean-label triggers (the poisons
 //! keep labels that agree with their neighbours). Natural text that holds a planted token
-//! is flagged with the poisons (for "cf" on SpamAssassin, 20 of 624 texts).
+//! is flagged with the poisons (on SpamAssassin, 32 clean ham emails hold "cf", "mn" or
+//! "bb").
 
 use std::collections::HashMap;
 
