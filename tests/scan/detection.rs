@@ -382,9 +382,7 @@ fn topic_sentences(path: &Path) -> usize {
 
 #[test]
 fn a_text_column_is_embedded_by_minilm_and_a_flipped_label_is_named() {
-    let model = poisongate::embed::text::default_minilm_dir();
-    if !model.is_some_and(|m| m.join(".complete").exists()) {
-        eprintln!("skipped: no MiniLM model (bash datasets/models/fetch-minilm.sh)");
+    if !crate::util::have_minilm() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

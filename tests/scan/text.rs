@@ -59,9 +59,7 @@ fn planted_texts(path: &Path, per_topic: usize, poisons: usize) -> Vec<usize> {
 
 #[test]
 fn a_trigger_phrase_in_long_texts_is_found_by_its_shared_token() {
-    let model = poisongate::embed::text::default_minilm_dir();
-    if !model.is_some_and(|m| m.join(".complete").exists()) {
-        eprintln!("skipped: no MiniLM model (bash datasets/models/fetch-minilm.sh)");
+    if !crate::util::have_minilm() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

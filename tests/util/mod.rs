@@ -182,3 +182,13 @@ pub fn set_field(lines: &mut [String], row: usize, col: usize, value: &str) {
 pub fn write_lines(path: &Path, lines: &[String]) {
     std::fs::write(path, lines.join("\n") + "\n").unwrap();
 }
+
+/// Whether the fetched MiniLM model is there; says "skipped" when it is not.
+pub fn have_minilm() -> bool {
+    let model = poisongate::embed::text::default_minilm_dir();
+    let found = model.is_some_and(|m| m.join(".complete").exists());
+    if !found {
+        eprintln!("skipped: no MiniLM model (bash datasets/models/fetch-minilm.sh)");
+    }
+    found
+}
