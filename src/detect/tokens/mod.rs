@@ -23,9 +23,9 @@
 //!
 //! A clean group (a mailing list's name, a newsletter's footer, a markup word) is mostly its
 //! own members' neighbours, with its class's label. On SpamAssassin with MiniLM neighbours
-//! (`poisongate bench`, 2026-12-02) the trigger's groups ("cf", "mn", "bb", 10 % rate) scored
-//! up to 0.607; the highest clean group scored 0.244 on the clean twin and 0.260 under 10 %
-//! label flips, and the test fired on neither. A numpy prototype with word TF-IDF neighbours
+//! (`poisongate bench`, 2026-12-02) the trigger's groups ("cf", "mn", "bb") scored up to
+//! 0.607 at a 10 % rate and 0.776 at 5 %; the highest clean group scored 0.244 on the clean
+//! twin and 0.260 under 10 % label flips, and the test fired on neither. A numpy prototype with word TF-IDF neighbours
 //! gave the same picture (trigger 0.56 to 0.70 at 5 and 10 %, clean at most 0.25).
 //!
 //! Not covered: a trigger of common words (no token of it is pure to the target class), a
