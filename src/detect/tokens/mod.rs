@@ -134,7 +134,7 @@ pub fn run(
     // A class whose members cannot fill a neighbourhood (at most k) is not judged by its
     // neighbours, so neither is a group of it.
     let judged = |c: u32| votes.k > 0 && class_sizes[c as usize] > votes.k;
-    let mut candidates: HashMap<u32, u32> = per_class
+    let candidates: HashMap<u32, u32> = per_class
         .iter()
         .filter(|(&(t, c), &count)| {
             count as usize >= config.min_group.max(1)
@@ -157,7 +157,7 @@ pub fn run(
             }
         }
     }
-    let names: HashMap<u32, String> = index
+    let mut names: HashMap<u32, String> = index
         .into_iter()
         .filter(|(_, t)| candidates.contains_key(t))
         .map(|(s, t)| (t, s))
@@ -172,8 +172,8 @@ pub fn run(
                 .sum::<f64>()
                 / members.len() as f64;
             Group {
-                token: names[&t].clone(),
-                class: candidates.remove(&t).unwrap_or_default(),
+                token: names.remove(&t).unwrap_or_default(),
+                class: candidates[&t],
                 members,
                 share,
                 fired: config.threshold > 0.0 && share >= config.threshold,
