@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Fetches the Breast Cancer Wisconsin (Diagnostic) data (UCI; 569 tumours, 30 features of cell
+# nuclei) from the scikit-learn 1.5.2 wheel for CPython 3.11 on manylinux x86_64 (pinned by its
+# SHA-256; the script asks for that platform, so every machine gets the same file; the wheel
+# datasets/digits/ came from) and writes it as one CSV, breast_cancer.csv: the 30 feature
+# columns and `label`, via to_csv.py (standard library only). Needs python3 with pip, sha256sum.
+# Usage: bash datasets/breast_cancer/fetch.sh [DEST]
+#   (default ~/.cache/poisongate-data/breast_cancer.csv)
+set -euo pipefail
+dest=${1:-$HOME/.cache/poisongate-data/breast_cancer.csv}
+if [ -f "$dest" ]; then
+  echo "$dest"
+  exit 0
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+python3 -m pip download --quiet --no-deps --only-binary :all: --dest "$work" \
+  --platform manylinux2014_x86_64 --python-version 3.11 --implementation cp --abi cp311 \
+  scikit-learn==1.5.2 >&2
+wheel=$work/scikit_learn-1.5.2-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl
+echo "f8b0ccd4a902836493e026c03256e8b206656f91fbcc4fde28c57a5b752561f1  $wheel" | sha256sum --check --quiet
+mkdir -p "$(dirname "$dest")"
+python3 "$(dirname "$0")/to_csv.py" "$wheel" "$dest.partial"
+mv "$dest.partial" "$dest"
+echo "$dest"

