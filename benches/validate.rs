@@ -38,6 +38,7 @@ fn config(input: std::path::PathBuf) -> ScanConfig {
         },
         detect: None,
         strict: false,
+        max_label_issues: None,
         format: Format::Json,
         out: None,
         html: None,

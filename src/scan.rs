@@ -71,7 +71,11 @@ pub fn scan(config: &ScanConfig, progress: &Progress) -> Result<Outcome, Error> 
         None => detection::Outcome::NotRequested,
         Some(detect) => detect_outcome(&dataset, detect, progress)?,
     };
-    let (report, flags) = Report::build(&dataset, findings, &detection, config.strict);
+    let policy = report::GatePolicy {
+        strict: config.strict,
+        max_label_issues: config.max_label_issues,
+    };
+    let (report, flags) = Report::build(&dataset, findings, &detection, policy);
     Ok(Outcome {
         dataset,
         report,

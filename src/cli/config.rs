@@ -91,6 +91,8 @@ pub struct ScanConfig {
     /// `None` with `--validate-only`.
     pub detect: Option<DetectConfig>,
     pub strict: bool,
+    /// Label issues fail the gate above this share of the rows used.
+    pub max_label_issues: Option<f64>,
     pub format: Format,
     pub out: Option<PathBuf>,
     /// `--html FILE`: the report as one self-contained page.
@@ -105,6 +107,7 @@ impl ScanConfig {
                 .then(|| detect_config(args.detect))
                 .transpose()?,
             strict: args.strict,
+            max_label_issues: args.max_label_issues,
             format: args.format,
             out: args.out,
             html: args.html,
@@ -127,6 +130,20 @@ pub(super) fn detect_config(args: DetectArgs) -> Result<DetectConfig, ConfigErro
             "--neighbour-share",
             args.neighbour_share.to_string(),
             "in (0, 1]",
+        ));
+    }
+    if !(args.significance > 0.0 && args.significance < 1.0) {
+        return Err(ConfigError::Range(
+            "--significance",
+            args.significance.to_string(),
+            "in (0, 1)",
+        ));
+    }
+    if !(0.0..1.0).contains(&args.noise_budget) {
+        return Err(ConfigError::Range(
+            "--noise-budget",
+            args.noise_budget.to_string(),
+            "in [0, 1)",
         ));
     }
     if !(0.0..1.0).contains(&args.shift_threshold) {
@@ -211,16 +228,20 @@ pub(super) fn detect_config(args: DetectArgs) -> Result<DetectConfig, ConfigErro
         },
         shift: ShiftConfig {
             threshold: args.shift_threshold,
+            alpha: args.significance,
             seed: args.seed,
             ..Default::default()
         },
         tokens: TokenConfig {
             threshold: args.token_share,
+            alpha: args.significance,
             min_group: args.token_group,
             ..Default::default()
         },
         verdict: VerdictConfig {
             neighbour_share: args.neighbour_share,
+            alpha: args.significance,
+            noise_budget: args.noise_budget,
         },
         model: args.model,
     })

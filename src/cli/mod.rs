@@ -10,8 +10,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 pub const EXIT_CODES: &str = "\
 Exit codes:
-  0  clean: no validation errors (and, with --strict, no warnings)
-  1  the gate fails: validation errors or suspected poison
+  0  the gate passes: no validation errors and no sample suspected of poisoning (label
+     issues are warnings; with --strict, warnings and label issues fail the gate too)
+  1  the gate fails: validation errors, suspected poisoning, or label issues over
+     --max-label-issues
   2  poisongate could not do its job: bad arguments, unreadable or malformed input";
 
 #[derive(Debug, Parser)]
@@ -123,10 +125,21 @@ pub struct DetectArgs {
     #[arg(long, value_enum, default_value_t = crate::detect::knn::NeighbourIndex::Exact)]
     pub knn_index: crate::detect::knn::NeighbourIndex,
 
-    /// Verdict: flag a sample when one other label holds at least this share of its
-    /// neighbours.
+    /// Verdict: a sample is a label issue when one other label holds at least this share of
+    /// its neighbours.
     #[arg(long, default_value_t = crate::verdict::VerdictConfig::default().neighbour_share)]
     pub neighbour_share: f64,
+
+    /// Verdict: the false-alarm level of each poisoning test on clean data (family-wise,
+    /// Bonferroni over classes, halves or token groups).
+    #[arg(long, value_name = "ALPHA", default_value_t = crate::verdict::VerdictConfig::default().alpha)]
+    pub significance: f64,
+
+    /// Verdict: label noise is suspected when isolated label contradictions make up more than
+    /// this share of the cleaner half of the classes (a lower confidence bound at
+    /// --significance).
+    #[arg(long, default_value_t = crate::verdict::VerdictConfig::default().noise_budget)]
+    pub noise_budget: f64,
 
     /// Verdict: a half of a class is a shifted copy of the other classes when, centred, at
     /// most this share of its samples' neighbours come from itself, and 0.1 less than in the
@@ -135,9 +148,9 @@ pub struct DetectArgs {
     pub shift_threshold: f64,
 
     /// Verdict, text only: the texts of one class that share a token (at least
-    /// --token-group of them, and 95 % of all texts holding it) are flagged together when on
-    /// average at least this share of their neighbours carry another label (0 turns the test
-    /// off).
+    /// --token-group of them, and 95 % of all texts holding it) are flagged together when
+    /// their neighbours carry another label far more than the class's do (a test at
+    /// --significance) and on average at least this share of them do (0 turns the test off).
     #[arg(long, default_value_t = crate::detect::tokens::TokenConfig::default().threshold)]
     pub token_share: f64,
 
@@ -190,9 +203,13 @@ pub struct ScanArgs {
     #[arg(long)]
     pub validate_only: bool,
 
-    /// Treat warnings as errors.
+    /// Treat warnings as errors, and label issues as failing the gate.
     #[arg(long)]
     pub strict: bool,
+
+    /// Fail the gate when label issues exceed this share of the rows used ("2%" or 0.02).
+    #[arg(long, value_name = "SHARE", value_parser = parse_share)]
+    pub max_label_issues: Option<f64>,
 
     /// Output format on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -391,4 +408,39 @@ pub enum GenerateKind {
     Images,
     /// The same images as PNG bytes in a Parquet `image` struct column, plus `label`.
     ImageParquet,
+}
+
+/// A share typed as a fraction ("0.02") or a percentage ("2%"), in [0, 1].
+fn parse_share(text: &str) -> Result<f64, String> {
+    let (number, scale) = match text.trim().strip_suffix('%') {
+        Some(n) => (n, 100.0),
+        None => (text.trim(), 1.0),
+    };
+    let value = number
+        .trim()
+        .parse::<f64>()
+        .map_err(|_| format!("expected a share such as 0.02 or 2%, got {text:?}"))?
+        / scale;
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "expected a share between 0 and 100 %, got {text:?}"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_share;
+
+    #[test]
+    fn shares_parse_as_fractions_or_percentages() {
+        assert_eq!(parse_share("0.02"), Ok(0.02));
+        assert_eq!(parse_share("2%"), Ok(0.02));
+        assert_eq!(parse_share(" 50 % "), Ok(0.5));
+        assert!(parse_share("150%").is_err());
+        assert!(parse_share("-1").is_err());
+        assert!(parse_share("two").is_err());
+    }
 }

@@ -67,6 +67,9 @@ pub struct Votes {
     pub top_other: Vec<(u32, u32)>,
     /// How many neighbours carry any label other than the sample's own.
     pub other: Vec<u32>,
+    /// Each sample's `k` neighbours (subset positions, `u32::MAX` for an empty place),
+    /// row-major: what the verdict reads for a sample's wider neighbourhood.
+    pub neighbours: Vec<u32>,
 }
 
 pub fn run(
@@ -88,6 +91,7 @@ pub fn run(
         k,
         top_other: vec![(0, 0); n],
         other: vec![0; n],
+        neighbours: Vec::new(),
     };
     let mut counts = vec![0u32; subset.n_classes];
     for i in 0..n {
@@ -139,6 +143,7 @@ pub fn run(
         flags,
         classes,
     };
+    votes.neighbours = nn;
     Ok((detection, votes))
 }
 

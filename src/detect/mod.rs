@@ -17,6 +17,7 @@ mod partition;
 pub mod robust;
 pub mod shift;
 pub mod spectral;
+pub mod stats;
 pub mod tokens;
 
 use serde::Serialize;

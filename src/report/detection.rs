@@ -8,7 +8,7 @@ use crate::dataset::Dataset;
 use crate::embed::probe::TrainingSummary;
 use crate::embed::View;
 use crate::pipeline::Analysis;
-use crate::verdict::{Firing, Reason};
+use crate::verdict::{DatasetTest, Firing, Reason};
 
 /// How many flagged samples the report lists (all of them are in `scores.parquet`).
 pub const LISTED_SAMPLES: usize = 200;
@@ -79,13 +79,25 @@ pub struct ClassStatisticNamed {
 
 #[derive(Debug, Serialize)]
 pub struct VerdictSummary {
+    /// Samples suspected of poisoning (they fail the gate).
     pub flagged: usize,
+    /// Samples whose neighbours mostly carry one other label (a warning, unless `--strict`
+    /// or `--max-label-issues`).
+    pub label_issues: usize,
+    /// The bar for a label issue.
     pub neighbour_share: f64,
+    /// The family-wise false-alarm level of each poisoning test.
+    pub alpha: f64,
     /// The shifted-copy test's threshold on a half's self-share, when the test ran.
     pub shift_threshold: Option<f64>,
+    /// Dataset-level tests (the label-noise test).
+    pub tests: Vec<DatasetTest>,
     pub classes: Vec<ClassVerdictNamed>,
-    /// The first flagged samples, highest fused score first.
+    /// The first samples suspected of poisoning, highest fused score first.
     pub samples: Vec<FlaggedSample>,
+    /// The first label issues that are not suspected of poisoning, highest neighbour evidence
+    /// first.
+    pub label_issue_samples: Vec<FlaggedSample>,
     pub notes: Vec<String>,
 }
 
@@ -94,6 +106,7 @@ pub struct ClassVerdictNamed {
     pub label: String,
     pub size: usize,
     pub flagged: usize,
+    pub label_issues: usize,
     pub firings: Vec<Firing>,
 }
 
@@ -124,6 +137,36 @@ pub fn describe(reason: &Reason, classes: &[String]) -> String {
             }
             s
         }
+        Reason::LabelNoise {
+            view: v,
+            label,
+            votes,
+            k,
+            own_nearby,
+            rate_lower,
+            budget,
+        } => format!(
+            "{votes}/{k} {} neighbours are labelled {:?} and only {:.0} % of the samples around them carry its label; such isolated contradictions make up at least {:.1} % of the cleanest classes (budget {:.1} %)",
+            view(v),
+            name(*label),
+            100.0 * own_nearby,
+            100.0 * rate_lower,
+            100.0 * budget
+        ),
+        Reason::ClassInflow {
+            view: v,
+            label,
+            votes,
+            k,
+            inflow,
+            outflow,
+            sources,
+            p_value,
+        } => format!(
+            "{votes}/{k} {} neighbours are labelled {:?}; its class receives {inflow} such samples from about {sources:.1} other classes and sends {outflow} back (p = {p_value:.1e})",
+            view(v),
+            name(*label),
+        ),
         Reason::ShiftedCopy {
             view: v,
             size,
@@ -228,22 +271,30 @@ pub fn ran(analysis: &Analysis, dataset: &Dataset) -> DetectionReport {
         })
         .collect();
     let v = &analysis.verdict;
-    let mut order: Vec<usize> = (0..v.flags.len()).filter(|&i| v.flags[i]).collect();
-    order.sort_by(|&a, &b| v.scores[b].total_cmp(&v.scores[a]).then(a.cmp(&b)));
-    let samples = order
-        .iter()
-        .take(LISTED_SAMPLES)
-        .map(|&i| FlaggedSample {
-            id: id(i),
-            label: label(subset.labels[i]),
-            score: v.scores[i],
-            reasons: v.reasons[i].iter().map(|r| describe(r, &classes)).collect(),
-        })
-        .collect();
+    let listed = |keep: &dyn Fn(usize) -> bool| -> (usize, Vec<FlaggedSample>) {
+        let mut order: Vec<usize> = (0..v.flags.len()).filter(|&i| keep(i)).collect();
+        order.sort_by(|&a, &b| v.scores[b].total_cmp(&v.scores[a]).then(a.cmp(&b)));
+        let samples = order
+            .iter()
+            .take(LISTED_SAMPLES)
+            .map(|&i| FlaggedSample {
+                id: id(i),
+                label: label(subset.labels[i]),
+                score: v.scores[i],
+                reasons: v.reasons[i].iter().map(|r| describe(r, &classes)).collect(),
+            })
+            .collect();
+        (order.len(), samples)
+    };
+    let (flagged, samples) = listed(&|i| v.flags[i]);
+    let (_, label_issue_samples) = listed(&|i| v.label_issues[i] && !v.flags[i]);
     let verdict = VerdictSummary {
-        flagged: order.len(),
+        flagged,
+        label_issues: v.label_issues.iter().filter(|&&f| f).count(),
         neighbour_share: analysis.verdict_config.neighbour_share,
+        alpha: analysis.verdict_config.alpha,
         shift_threshold: analysis.shift_threshold,
+        tests: v.tests.clone(),
         classes: v
             .classes
             .iter()
@@ -251,10 +302,12 @@ pub fn ran(analysis: &Analysis, dataset: &Dataset) -> DetectionReport {
                 label: label(c.class),
                 size: c.size,
                 flagged: c.flagged,
+                label_issues: c.label_issues,
                 firings: c.firings.clone(),
             })
             .collect(),
         samples,
+        label_issue_samples,
         notes: v.notes.clone(),
     };
     DetectionReport {

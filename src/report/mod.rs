@@ -18,7 +18,7 @@ use crate::validate::{Finding, Rule, Severity};
 use crate::ExitStatus;
 
 /// Bumped whenever a field changes meaning or disappears (adding fields does not bump it).
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -151,13 +151,23 @@ impl RowFlags {
     }
 }
 
+/// What fails the gate besides validation errors and suspected poisoning.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct GatePolicy {
+    /// Validation warnings and label issues fail the gate too.
+    pub strict: bool,
+    /// Label issues fail the gate above this share of the rows used (`--max-label-issues`).
+    pub max_label_issues: Option<f64>,
+}
+
 impl Report {
     pub fn build(
         dataset: &Dataset,
         findings: Vec<Finding>,
         outcome: &detection::Outcome,
-        strict: bool,
+        policy: GatePolicy,
     ) -> (Report, RowFlags) {
+        let strict = policy.strict;
         let flags = RowFlags::new(dataset.len(), &findings);
         let count = |s| findings.iter().filter(|f| f.severity == s).count();
         let (errors, warnings) = (count(Severity::Error), count(Severity::Warning));
@@ -177,9 +187,22 @@ impl Report {
             reasons.push(format!("{errors} validation {what}"));
         }
         let detection = detection::build(outcome, dataset);
-        if let Some(v) = detection.as_ref().and_then(|d| d.verdict.as_ref()) {
-            if v.flagged > 0 {
-                reasons.push(format!("{} samples suspected of poisoning", v.flagged));
+        if let Some(d) = &detection {
+            if let Some(v) = &d.verdict {
+                if v.flagged > 0 {
+                    reasons.push(format!("{} samples suspected of poisoning", v.flagged));
+                }
+                let share = v.label_issues as f64 / d.rows_used.max(1) as f64;
+                if v.label_issues > 0 && strict {
+                    reasons.push(format!("{} label issues (--strict)", v.label_issues));
+                } else if let Some(max) = policy.max_label_issues.filter(|&m| share > m) {
+                    reasons.push(format!(
+                        "{} label issues, {:.2} % of the rows used (--max-label-issues {:.2} %)",
+                        v.label_issues,
+                        100.0 * share,
+                        100.0 * max
+                    ));
+                }
             }
         }
         let passed = reasons.is_empty();

@@ -38,7 +38,7 @@ pub fn validation_fields() -> Vec<Field> {
 }
 
 /// Detection columns: `used`, `<detector>_<view>` and `<detector>_<view>_z` per run,
-/// `fused_score`, `flagged`, `reasons`.
+/// `fused_score`, `flagged` (suspected poisoning), `label_issue`, `reasons`.
 fn detection_columns(analysis: &Analysis, dataset: &Dataset) -> (Vec<Field>, Vec<ArrayRef>) {
     let n = dataset.len();
     let subset = &analysis.subset;
@@ -74,9 +74,15 @@ fn detection_columns(analysis: &Analysis, dataset: &Dataset) -> (Vec<Field>, Vec
     columns.push(Arc::new(BooleanArray::from_iter(
         position.iter().map(|p| Some(p.is_some_and(|p| v.flags[p]))),
     )));
+    fields.push(Field::new("label_issue", DataType::Boolean, false));
+    columns.push(Arc::new(BooleanArray::from_iter(
+        position
+            .iter()
+            .map(|p| Some(p.is_some_and(|p| v.label_issues[p]))),
+    )));
     fields.push(Field::new("reasons", DataType::Utf8, true));
     columns.push(Arc::new(StringArray::from_iter(position.iter().map(|p| {
-        p.filter(|&p| v.flags[p]).map(|p| {
+        p.filter(|&p| v.flags[p] || v.label_issues[p]).map(|p| {
             v.reasons[p]
                 .iter()
                 .map(|r| detection::describe(r, &classes))

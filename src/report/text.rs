@@ -130,10 +130,23 @@ fn detection(d: &super::detection::DetectionReport, out: &mut impl Write) -> io:
         )?;
     }
     let Some(v) = &d.verdict else { return Ok(()) };
+    for t in &v.tests {
+        writeln!(
+            out,
+            "  test {}({}): {} {:.4} (cut {:.4}) {}: {}",
+            t.test,
+            t.view.name(),
+            t.statistic,
+            t.value,
+            t.threshold,
+            if t.fired { "FIRED" } else { "passed" },
+            t.detail
+        )?;
+    }
     writeln!(
         out,
-        "  {:<12} {:>7} {:>8}  evidence",
-        "class", "size", "flagged"
+        "  {:<12} {:>7} {:>8} {:>8}  evidence of poisoning",
+        "class", "size", "poison?", "issues"
     )?;
     for c in &v.classes {
         let evidence: Vec<String> = c
@@ -141,7 +154,7 @@ fn detection(d: &super::detection::DetectionReport, out: &mut impl Write) -> io:
             .iter()
             .map(|f| {
                 format!(
-                    "{}({}) {} {:.2} >= {:.2}: {}",
+                    "{}({}) {} {:.3} (cut {:.3}): {}",
                     f.detector,
                     f.view.name(),
                     f.statistic,
@@ -158,16 +171,31 @@ fn detection(d: &super::detection::DetectionReport, out: &mut impl Write) -> io:
         };
         writeln!(
             out,
-            "  {:<12} {:>7} {:>8}  {evidence}",
-            c.label, c.size, c.flagged
+            "  {:<12} {:>7} {:>8} {:>8}  {evidence}",
+            c.label, c.size, c.flagged, c.label_issues
         )?;
     }
     for note in &v.notes {
         writeln!(out, "  note: {note}")?;
     }
-    if v.flagged > 0 {
-        writeln!(out, "  flagged samples, highest fused score first:")?;
-        for s in v.samples.iter().take(SHOWN_SAMPLES) {
+    let lists = [
+        (
+            v.flagged,
+            &v.samples,
+            "suspected of poisoning, highest fused score first",
+        ),
+        (
+            v.label_issues - v.label_issues.min(v.flagged),
+            &v.label_issue_samples,
+            "label issues (a warning: natural ambiguity or mislabels), strongest first",
+        ),
+    ];
+    for (count, samples, title) in lists {
+        if count == 0 || samples.is_empty() {
+            continue;
+        }
+        writeln!(out, "  {title}:")?;
+        for s in samples.iter().take(SHOWN_SAMPLES) {
             writeln!(
                 out,
                 "    {} (label {}, score {:.2}): {}",
@@ -177,12 +205,8 @@ fn detection(d: &super::detection::DetectionReport, out: &mut impl Write) -> io:
                 s.reasons.join("; ")
             )?;
         }
-        if v.flagged > SHOWN_SAMPLES {
-            writeln!(
-                out,
-                "    and {} more (all in scores.parquet with --out)",
-                v.flagged - SHOWN_SAMPLES
-            )?;
+        if samples.len() > SHOWN_SAMPLES {
+            writeln!(out, "    and more (all in scores.parquet with --out)")?;
         }
     }
     Ok(())

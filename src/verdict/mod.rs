@@ -1,31 +1,27 @@
-//! The verdict: which samples to flag, with no poison rate given. Three kinds of evidence, all
-//! judged in a view not trained on the labels (the raw view by default; the measurements behind
-//! that choice are in the README):
+//! The verdict: which samples are suspected of poisoning, which are label issues, and whether
+//! the gate passes, with no poison rate given. It keeps two kinds of finding apart:
 //!
-//! 1. **Neighbours.** A sample is flagged when one other label holds at least
-//!    `neighbour_share` of its k nearest neighbours (deep k-NN, with a stricter bar than
-//!    plurality), in the label-consistency view *and*, when the probe ran k-NN too, in the
-//!    probe view. A clean but atypical sample is usually consistent in one of the two views;
-//!    a flipped label is inconsistent in both.
-//! 2. **Shifted copies.** The half of a class that the shifted-copy test
-//!    ([`crate::detect::shift`]) found to be other classes plus one common shift, where that
-//!    test flagged its members. This finds a trigger whose poisons are each other's
-//!    neighbours, which label consistency cannot see. The test leaves out the samples that
-//!    rule 1 flags, so that flipped labels do not make a clean half look like a copy. It runs
-//!    on the raw view only.
-//! 3. **Shared tokens** (text only). The texts of a class that share a token nearly no other
-//!    class holds, when on average their neighbours in the label-consistency view carry
-//!    another label often enough ([`crate::detect::tokens`]). This pools the evidence of a
-//!    trigger phrase's poisons, which are partly each other's neighbours and so fall one by
-//!    one under rule 1's bar.
+//! - **Label issues** (a warning): samples whose neighbours in the judged view (the raw view
+//!   by default; MiniLM for text) mostly carry one other label, and in the probe view too
+//!   when the probe ran k-NN ([`labels`]). Natural data has them: a shirt that looks like a
+//!   T-shirt, a borderline tumour. They are ranked and reported, and fail the gate only with
+//!   `--strict` or above `--max-label-issues`.
+//! - **Suspected poisoning** (fails the gate): coordinated evidence, each piece from a test
+//!   whose cut comes from the data's own null or from theory, at a family-wise level `alpha`:
+//!   1. *Label noise in excess* ([`labels`]): isolated contradictions (label issues with
+//!      hardly any sample of their own label nearby) in every part of the dataset, the
+//!      cleaner half of the classes included, above `noise_budget` with confidence. The
+//!      islands are flagged.
+//!   2. *Class inflow* ([`labels`]): one class receives label issues from most other classes,
+//!      one way and above the median class's rate. Its label issues are flagged.
+//!   3. *Shifted copies* ([`crate::detect::shift`]): a half of a class that, centred, mixes
+//!      with the other classes, and whose mixing is an outlier among all classes' halves.
+//!   4. *Shared tokens* (text, [`crate::detect::tokens`]): the texts of a class that share a
+//!      token their neighbours disagree with far beyond the class's own rate.
 //!
-//! An earlier rule, which flagged a 2-means cluster whose neighbours disagreed with its label
-//! far more than other clusters', was dropped: on MNIST it raised most of the false alarms
-//! under label flips, and the shifted-copy test finds what it found (README, "Detection
-//! quality").
-//!
-//! The fused score is the strongest of these pieces of evidence, each divided by its own
-//! threshold. A score of 1 or more means flagged.
+//! The fused score ranks samples: the strongest poisoning evidence over its cut (1 or more
+//! means flagged), and for the rest half the neighbour evidence over its bar (below 0.84), so
+//! that label issues rank without being flagged.
 
 use serde::Serialize;
 
@@ -34,25 +30,35 @@ use crate::detect::shift::Copies;
 use crate::detect::tokens::TokenGroups;
 use crate::embed::{Subset, View};
 
+pub mod labels;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct VerdictConfig {
+    /// A label issue: one other label holds at least this share of the neighbours.
     pub neighbour_share: f64,
+    /// The family-wise false-alarm level of each poisoning test on clean data.
+    pub alpha: f64,
+    /// The label-noise test fires when isolated contradictions exceed this share (with
+    /// confidence `1 - alpha`) in the cleaner half of the classes.
+    pub noise_budget: f64,
 }
 
 impl Default for VerdictConfig {
     fn default() -> Self {
         VerdictConfig {
             neighbour_share: 0.6,
+            alpha: 0.01,
+            noise_budget: 0.01,
         }
     }
 }
 
-/// Why a sample was flagged.
+/// Why a sample was flagged or listed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "evidence", rename_all = "snake_case")]
 pub enum Reason {
-    /// `votes` of the `k` nearest neighbours in `view` carry the class `label`; with a
-    /// confirming view, `confirmed_votes` of its `k` neighbours carry one other label.
+    /// A label issue: `votes` of the `k` nearest neighbours in `view` carry the class `label`;
+    /// with a confirming view, `confirmed_votes` of its `k` neighbours carry one other label.
     Neighbours {
         view: View,
         label: u32,
@@ -63,9 +69,33 @@ pub enum Reason {
         #[serde(skip_serializing_if = "Option::is_none")]
         confirmed_votes: Option<u32>,
     },
+    /// An isolated contradiction (`own_nearby` of its neighbours' neighbours share its
+    /// label) in a dataset whose cleaner half of classes holds such samples at a rate of at
+    /// least `rate_lower` (a lower confidence bound), above the `budget`.
+    LabelNoise {
+        view: View,
+        label: u32,
+        votes: u32,
+        k: usize,
+        own_nearby: f64,
+        rate_lower: f64,
+        budget: f64,
+    },
+    /// A label issue of a class that receives `inflow` label issues from other classes'
+    /// regions and sends `outflow`, from `sources` effective source classes.
+    ClassInflow {
+        view: View,
+        label: u32,
+        votes: u32,
+        k: usize,
+        inflow: usize,
+        outflow: usize,
+        sources: f64,
+        p_value: f64,
+    },
     /// The sample is in a half of `size` of its class that mixes with the other classes once
-    /// both are centred (`self_share` at most `threshold`), and its class neighbours are
-    /// mostly in that half.
+    /// both are centred (`self_share` at most `threshold`, and an outlier among all halves),
+    /// and its class neighbours are mostly in that half.
     ShiftedCopy {
         view: View,
         size: usize,
@@ -74,7 +104,7 @@ pub enum Reason {
     },
     /// The text holds `token`, which `size` texts of its class share (and at least 95 % of
     /// the texts holding it carry that label), and on average `share` of those texts'
-    /// neighbours in `view` carry another label (at least `threshold`).
+    /// neighbours in `view` carry another label (the test's cut: `threshold`).
     SharedToken {
         view: View,
         token: String,
@@ -82,6 +112,13 @@ pub enum Reason {
         share: f64,
         threshold: f64,
     },
+}
+
+impl Reason {
+    /// Coordinated evidence (fails the gate), as opposed to a single sample's label issue.
+    pub fn is_poisoning(&self) -> bool {
+        !matches!(self, Reason::Neighbours { .. })
+    }
 }
 
 /// A rule that fired in a class.
@@ -100,112 +137,61 @@ pub struct Firing {
 pub struct ClassVerdict {
     pub class: u32,
     pub size: usize,
+    /// Samples suspected of poisoning.
     pub flagged: usize,
+    pub label_issues: usize,
     pub firings: Vec<Firing>,
+}
+
+/// A dataset-level test and its outcome.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DatasetTest {
+    pub test: &'static str,
+    pub view: View,
+    pub statistic: &'static str,
+    pub value: f64,
+    pub threshold: f64,
+    pub fired: bool,
+    pub detail: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Verdict {
-    /// Per subset row: the fused score (>= 1 means flagged), the flag, and the reasons.
+    /// Per subset row: the fused score (>= 1 means suspected of poisoning), the poisoning
+    /// flag, the label-issue flag, and the reasons for either.
     pub scores: Vec<f32>,
     pub flags: Vec<bool>,
+    pub label_issues: Vec<bool>,
     pub reasons: Vec<Vec<Reason>>,
     pub classes: Vec<ClassVerdict>,
+    pub tests: Vec<DatasetTest>,
     /// What limited the verdict, if anything.
     pub notes: Vec<String>,
 }
 
-/// Step 1 alone: the neighbour rule's verdict, and the view label consistency was judged in
-/// (None when no k-NN ran or there were no neighbours to compare with; the notes say why).
-fn neighbour_step(
-    subset: &Subset,
-    votes_by_view: &[(View, Votes)],
-    config: &VerdictConfig,
-    members: &[Vec<u32>],
-) -> (Verdict, Vec<Vec<Firing>>, Option<View>) {
-    let n = subset.len();
-    let mut verdict = Verdict {
-        scores: vec![0.0; n],
-        flags: vec![false; n],
-        reasons: vec![Vec::new(); n],
-        ..Default::default()
-    };
-    let mut firings: Vec<Vec<Firing>> = vec![Vec::new(); subset.n_classes];
-    let Some((knn_view, votes)) = judged_view(votes_by_view) else {
-        verdict
-            .notes
-            .push("no k-NN run: label consistency was not judged, nothing is flagged".into());
-        return (verdict, firings, None);
-    };
-    if votes.k == 0 {
-        verdict
-            .notes
-            .push("fewer than two usable rows: no neighbours to compare with".into());
-        return (verdict, firings, None);
-    }
-    // Confirmed in the probe view when it ran k-NN too.
-    let confirm = votes_by_view
-        .iter()
-        .find(|(v, votes)| *v == View::Probe && *v != *knn_view && votes.k > 0)
-        .map(|(v, votes)| (*v, votes));
-    let share = |votes: &Votes, i: usize| votes.top_other[i].1 as f64 / votes.k as f64;
-    // A class with no more than k members cannot fill a neighbourhood on its own, so other
-    // labels outvote it whatever its samples look like: such classes are not judged by their
-    // neighbours.
-    let small: Vec<bool> = members.iter().map(|m| m.len() <= votes.k).collect();
-    let small_count = members
-        .iter()
-        .filter(|m| !m.is_empty() && m.len() <= votes.k)
-        .count();
-    if small_count > 0 {
-        verdict.notes.push(format!(
-            "{small_count} classes have at most k = {} samples and are not judged by their neighbours",
-            votes.k
-        ));
-    }
-    for i in 0..n {
-        if small[subset.labels[i] as usize] {
-            continue;
-        }
-        let (label, count) = votes.top_other[i];
-        let own = share(votes, i);
-        let confirmed = confirm.map(|(_, c)| share(c, i));
-        let evidence = confirmed.map_or(own, |c| own.min(c));
-        verdict.scores[i] = (evidence / config.neighbour_share) as f32;
-        if evidence >= config.neighbour_share {
-            verdict.flags[i] = true;
-            verdict.reasons[i].push(Reason::Neighbours {
-                view: *knn_view,
-                label,
-                votes: count,
-                k: votes.k,
-                confirmed_by: confirm.map(|(v, _)| v),
-                confirmed_votes: confirm.map(|(_, c)| c.top_other[i].1),
-            });
+impl Verdict {
+    fn empty(n: usize) -> Verdict {
+        Verdict {
+            scores: vec![0.0; n],
+            flags: vec![false; n],
+            label_issues: vec![false; n],
+            reasons: vec![Vec::new(); n],
+            ..Default::default()
         }
     }
-    let k = votes.k as f64;
-    for (c, rows) in members.iter().enumerate() {
-        let flagged: Vec<&u32> = rows
+
+    /// Flags subset row `r` as suspected poisoning with `evidence` over its cut. Poisoning
+    /// reasons are listed before the label-issue reason.
+    fn flag(&mut self, r: usize, evidence: f64, reason: Reason) {
+        self.flags[r] = true;
+        self.scores[r] = self.scores[r].max(evidence.max(1.0) as f32);
+        let reasons = &mut self.reasons[r];
+        let at = reasons
             .iter()
-            .filter(|&&r| verdict.flags[r as usize])
-            .collect();
-        if let Some(max) = flagged
-            .iter()
-            .map(|&&r| votes.top_other[r as usize].1 as f64 / k)
-            .max_by(f64::total_cmp)
-        {
-            firings[c].push(Firing {
-                detector: "knn",
-                view: *knn_view,
-                statistic: "top_other_label_share",
-                value: max,
-                threshold: config.neighbour_share,
-                samples: flagged.len(),
-            });
-        }
+            .position(|x| !x.is_poisoning())
+            .unwrap_or(reasons.len());
+        reasons.insert(at, reason);
     }
-    (verdict, firings, Some(*knn_view))
 }
 
 /// The view label consistency is judged in: the first among raw (minilm for text),
@@ -231,19 +217,22 @@ fn class_members(subset: &Subset) -> Vec<Vec<u32>> {
     members
 }
 
-/// The samples the neighbour rule flags, and the view it judged in: what the shifted-copy
-/// test leaves out of its samples, and where it runs.
+/// The label issues, and the view they were judged in: what the shifted-copy test leaves out
+/// of its samples, and where it runs.
 pub fn neighbour_flags(
     subset: &Subset,
     votes_by_view: &[(View, Votes)],
     config: &VerdictConfig,
 ) -> (Vec<bool>, Option<View>) {
-    let (verdict, _, view) = neighbour_step(subset, votes_by_view, config, &class_members(subset));
-    (verdict.flags, view)
+    match labels::gather(subset, votes_by_view, config, &class_members(subset)) {
+        Ok((e, _)) => (e.issue, Some(e.view)),
+        Err(_) => (vec![false; subset.len()], None),
+    }
 }
 
-/// Decides, from the k-NN votes and the shifted-copy halves (of the view the test ran on),
-/// which samples to flag.
+/// Decides, from the k-NN votes, the shifted-copy halves (of the view the test ran on) and
+/// the shared-token groups, which samples are label issues and which are suspected of
+/// poisoning.
 pub fn decide(
     subset: &Subset,
     votes_by_view: &[(View, Votes)],
@@ -252,64 +241,35 @@ pub fn decide(
     config: &VerdictConfig,
 ) -> Verdict {
     let members = class_members(subset);
-    let (mut verdict, mut firings, knn_view) =
-        neighbour_step(subset, votes_by_view, config, &members);
-    if knn_view.is_none() {
+    let mut verdict = Verdict::empty(subset.len());
+    let (e, note) = match labels::gather(subset, votes_by_view, config, &members) {
+        Ok(found) => found,
+        Err(note) => {
+            verdict.notes.push(note);
+            return verdict;
+        }
+    };
+    verdict.notes.extend(note);
+    let Some((_, votes)) = judged_view(votes_by_view) else {
         return verdict;
-    }
-    // 2. Shifted copies.
+    };
+    let mut firings: Vec<Vec<Firing>> = vec![Vec::new(); subset.n_classes];
+    label_issues(&mut verdict, &e, votes, config);
+    noise(&mut verdict, &mut firings, &members, &e, votes, config);
+    inflow(
+        &mut verdict,
+        &mut firings,
+        subset,
+        &members,
+        &e,
+        votes,
+        config,
+    );
     if let Some(copies) = copies {
-        let (view, threshold) = (copies.view, copies.threshold);
-        for half in copies.halves.iter().filter(|h| h.fired) {
-            let self_share = half.self_share.unwrap_or(1.0);
-            for &r in &half.flagged {
-                let r = r as usize;
-                verdict.flags[r] = true;
-                verdict.scores[r] = verdict.scores[r]
-                    .max(((1.0 - self_share) / (1.0 - threshold).max(f64::EPSILON)) as f32);
-                verdict.reasons[r].push(Reason::ShiftedCopy {
-                    view,
-                    size: half.members.len(),
-                    self_share,
-                    threshold,
-                });
-            }
-            firings[half.class as usize].push(Firing {
-                detector: "shift",
-                view,
-                statistic: "half_self_share",
-                value: self_share,
-                threshold,
-                samples: half.flagged.len(),
-            });
-        }
+        shifted_copies(&mut verdict, &mut firings, copies);
     }
-    // 3. Shared tokens.
     if let Some(groups) = tokens {
-        let (view, threshold) = (groups.view, groups.threshold);
-        for group in &groups.fired {
-            for &r in &group.members {
-                let r = r as usize;
-                verdict.flags[r] = true;
-                verdict.scores[r] =
-                    verdict.scores[r].max((group.share / threshold.max(f64::EPSILON)) as f32);
-                verdict.reasons[r].push(Reason::SharedToken {
-                    view,
-                    token: group.token.clone(),
-                    size: group.members.len(),
-                    share: group.share,
-                    threshold,
-                });
-            }
-            firings[group.class as usize].push(Firing {
-                detector: "tokens",
-                view,
-                statistic: "token_group_share",
-                value: group.share,
-                threshold,
-                samples: group.members.len(),
-            });
-        }
+        shared_tokens(&mut verdict, &mut firings, groups);
     }
     verdict.classes = members
         .iter()
@@ -319,176 +279,204 @@ pub fn decide(
             class: c as u32,
             size: rows.len(),
             flagged: rows.iter().filter(|&&r| verdict.flags[r as usize]).count(),
+            label_issues: rows
+                .iter()
+                .filter(|&&r| verdict.label_issues[r as usize])
+                .count(),
             firings: std::mem::take(&mut firings[c]),
         })
         .collect();
     verdict
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::detect::shift::Half;
-
-    /// `n` samples in `classes` equal classes (class = i % classes).
-    fn subset(n: usize, classes: usize) -> Subset {
-        Subset {
-            rows: (0..n as u32).collect(),
-            labels: (0..n as u32).map(|i| i % classes as u32).collect(),
-            n_classes: classes,
-            excluded: Vec::new(),
+/// Every label issue is listed with its neighbour evidence, at half weight in the fused score.
+fn label_issues(
+    verdict: &mut Verdict,
+    e: &labels::LabelEvidence,
+    votes: &Votes,
+    config: &VerdictConfig,
+) {
+    for i in 0..e.issue.len() {
+        verdict.scores[i] = (0.5 * e.evidence[i] / config.neighbour_share) as f32;
+        if !e.issue[i] {
+            continue;
         }
-    }
-
-    /// Votes where every sample sees `other` votes for the next class, except `odd`, which
-    /// see `odd_votes`.
-    fn votes(s: &Subset, other: u32, odd: &[usize], odd_votes: u32) -> Votes {
-        let top_other: Vec<(u32, u32)> = (0..s.len())
-            .map(|i| {
-                let c = (s.labels[i] + 1) % s.n_classes as u32;
-                (c, if odd.contains(&i) { odd_votes } else { other })
-            })
-            .collect();
-        let other = top_other.iter().map(|t| t.1).collect();
-        Votes {
-            k: 10,
-            top_other,
-            other,
-        }
-    }
-
-    #[test]
-    fn a_clean_dataset_flags_nothing() {
-        let s = subset(200, 4);
-        let v = votes(&s, 1, &[], 0);
-        let out = decide(&s, &[(View::Raw, v)], None, None, &VerdictConfig::default());
-        assert!(out.flags.iter().all(|&f| !f));
-        assert!(out.scores.iter().all(|&x| x < 1.0));
-        assert!(out.classes.iter().all(|c| c.firings.is_empty()));
-    }
-
-    #[test]
-    fn strong_neighbour_disagreement_flags_and_needs_the_probe_to_agree() {
-        let s = subset(200, 4);
-        let v = votes(&s, 0, &[5, 9], 8);
-        let out = decide(
-            &s,
-            &[(View::Raw, v.clone())],
-            None,
-            None,
-            &VerdictConfig::default(),
-        );
-        let flagged: Vec<usize> = (0..200).filter(|&i| out.flags[i]).collect();
-        assert_eq!(flagged, [5, 9]);
-        assert!(matches!(
-            out.reasons[5][0],
-            Reason::Neighbours {
-                votes: 8,
-                k: 10,
-                ..
-            }
-        ));
-        assert!((out.scores[5] - 8.0 / 6.0).abs() < 1e-6);
-        // The probe sees sample 9 as consistent: only 5 stays flagged.
-        let p = votes(&s, 0, &[5], 9);
-        let both = decide(
-            &s,
-            &[(View::Raw, v), (View::Probe, p)],
-            None,
-            None,
-            &VerdictConfig::default(),
-        );
-        let flagged: Vec<usize> = (0..200).filter(|&i| both.flags[i]).collect();
-        assert_eq!(flagged, [5]);
-    }
-
-    #[test]
-    fn classes_smaller_than_k_are_not_judged_by_neighbours() {
-        // Class 1 has 3 members among 43 rows: its samples see mostly other labels.
-        let mut s = subset(43, 1);
-        for i in [3, 17, 30] {
-            s.labels[i] = 1;
-        }
-        s.n_classes = 2;
-        let top: Vec<(u32, u32)> = (0..43)
-            .map(|i| {
-                if [3, 17, 30].contains(&i) {
-                    (0, 9)
-                } else {
-                    (1, 0)
-                }
-            })
-            .collect();
-        let out = decide(
-            &s,
-            &[(
-                View::Raw,
-                Votes {
-                    k: 10,
-                    other: top.iter().map(|t| t.1).collect(),
-                    top_other: top,
-                },
-            )],
-            None,
-            None,
-            &VerdictConfig::default(),
-        );
-        assert!(out.flags.iter().all(|&f| !f));
-        assert!(
-            out.notes[0].contains("1 classes have at most k = 10 samples"),
-            "{:?}",
-            out.notes
-        );
-    }
-
-    #[test]
-    fn a_fired_shifted_copy_flags_its_chosen_members_and_nothing_else() {
-        let s = subset(200, 4);
-        let v = votes(&s, 0, &[], 0);
-        let half = |members: Vec<u32>, share: f64, fired: bool, flagged: Vec<u32>| Half {
-            class: 0,
-            members,
-            self_share: Some(share),
-            fired,
-            flagged,
-        };
-        let copies = Copies {
-            view: View::Raw,
-            threshold: 0.85,
-            halves: vec![
-                half(vec![0, 4, 8, 12], 0.6, true, vec![0, 4, 8]),
-                half(vec![16, 20], 0.99, false, Vec::new()),
-            ],
-        };
-        let out = decide(
-            &s,
-            &[(View::Raw, v)],
-            Some(&copies),
-            None,
-            &VerdictConfig::default(),
-        );
-        let flagged: Vec<usize> = (0..200).filter(|&i| out.flags[i]).collect();
-        assert_eq!(flagged, [0, 4, 8]);
-        // (1 - 0.6) / (1 - 0.85): the evidence over its threshold.
-        assert!(
-            (out.scores[0] - 0.4 / 0.15).abs() < 1e-5,
-            "{}",
-            out.scores[0]
-        );
-        assert!(matches!(
-            out.reasons[4][0],
-            Reason::ShiftedCopy { size: 4, .. }
-        ));
-        let firing = &out.classes[0].firings[0];
-        assert_eq!((firing.detector, firing.samples), ("shift", 3));
-        assert!(out.classes[1..].iter().all(|c| c.flagged == 0));
-    }
-
-    #[test]
-    fn without_knn_nothing_is_flagged_and_the_note_says_why() {
-        let s = subset(10, 2);
-        let out = decide(&s, &[], None, None, &VerdictConfig::default());
-        assert!(out.flags.iter().all(|&f| !f));
-        assert!(out.notes[0].starts_with("no k-NN run"));
+        let (label, count) = votes.top_other[i];
+        verdict.label_issues[i] = true;
+        verdict.reasons[i].push(Reason::Neighbours {
+            view: e.view,
+            label,
+            votes: count,
+            k: e.k,
+            confirmed_by: e.confirm.as_ref().map(|(v, _)| *v),
+            confirmed_votes: e.confirm.as_ref().map(|(_, c)| c[i]),
+        });
     }
 }
+
+fn noise(
+    verdict: &mut Verdict,
+    firings: &mut [Vec<Firing>],
+    members: &[Vec<u32>],
+    e: &labels::LabelEvidence,
+    votes: &Votes,
+    config: &VerdictConfig,
+) {
+    let Some(test) = labels::noise_test(members, e, config) else {
+        return;
+    };
+    verdict.tests.push(DatasetTest {
+        test: "label_noise",
+        view: e.view,
+        statistic: "island_rate_lower_bound",
+        value: test.lower_bound,
+        threshold: config.noise_budget,
+        fired: test.fired,
+        detail: format!(
+            "{} isolated label contradictions among {} samples of the {} cleanest classes",
+            test.islands, test.samples, test.classes
+        ),
+    });
+    if !test.fired {
+        return;
+    }
+    for (c, rows) in members.iter().enumerate() {
+        let islands: Vec<usize> = rows
+            .iter()
+            .map(|&r| r as usize)
+            .filter(|&r| e.island[r])
+            .collect();
+        for &r in &islands {
+            let (label, count) = votes.top_other[r];
+            verdict.flag(
+                r,
+                test.lower_bound / config.noise_budget.max(f64::EPSILON),
+                Reason::LabelNoise {
+                    view: e.view,
+                    label,
+                    votes: count,
+                    k: e.k,
+                    own_nearby: e.own_nearby[r],
+                    rate_lower: test.lower_bound,
+                    budget: config.noise_budget,
+                },
+            );
+        }
+        if !islands.is_empty() {
+            firings[c].push(Firing {
+                detector: "label_noise",
+                view: e.view,
+                statistic: "island_rate_lower_bound",
+                value: test.lower_bound,
+                threshold: config.noise_budget,
+                samples: islands.len(),
+            });
+        }
+    }
+}
+
+fn inflow(
+    verdict: &mut Verdict,
+    firings: &mut [Vec<Firing>],
+    subset: &Subset,
+    members: &[Vec<u32>],
+    e: &labels::LabelEvidence,
+    votes: &Votes,
+    config: &VerdictConfig,
+) {
+    for class in labels::inflow_test(subset, members, e, &votes.top_other, config) {
+        if !class.fired {
+            continue;
+        }
+        let c = class.class as usize;
+        let p = class.p_one_way.max(class.p_excess);
+        let rows: Vec<usize> = members[c]
+            .iter()
+            .map(|&r| r as usize)
+            .filter(|&r| e.issue[r])
+            .collect();
+        for &r in &rows {
+            let (label, count) = votes.top_other[r];
+            verdict.flag(
+                r,
+                class.cut / p.max(f64::MIN_POSITIVE),
+                Reason::ClassInflow {
+                    view: e.view,
+                    label,
+                    votes: count,
+                    k: e.k,
+                    inflow: class.inflow,
+                    outflow: class.outflow,
+                    sources: class.sources,
+                    p_value: p,
+                },
+            );
+        }
+        firings[c].push(Firing {
+            detector: "class_inflow",
+            view: e.view,
+            statistic: "p_value",
+            value: p,
+            threshold: class.cut,
+            samples: rows.len(),
+        });
+    }
+}
+
+fn shifted_copies(verdict: &mut Verdict, firings: &mut [Vec<Firing>], copies: &Copies) {
+    let (view, threshold) = (copies.view, copies.threshold);
+    for half in copies.halves.iter().filter(|h| h.fired) {
+        let self_share = half.self_share.unwrap_or(1.0);
+        let evidence = (1.0 - self_share) / (1.0 - threshold).max(f64::EPSILON);
+        for &r in &half.flagged {
+            verdict.flag(
+                r as usize,
+                evidence,
+                Reason::ShiftedCopy {
+                    view,
+                    size: half.members.len(),
+                    self_share,
+                    threshold,
+                },
+            );
+        }
+        firings[half.class as usize].push(Firing {
+            detector: "shift",
+            view,
+            statistic: "half_self_share",
+            value: self_share,
+            threshold,
+            samples: half.flagged.len(),
+        });
+    }
+}
+
+fn shared_tokens(verdict: &mut Verdict, firings: &mut [Vec<Firing>], groups: &TokenGroups) {
+    let view = groups.view;
+    for group in &groups.fired {
+        for &r in &group.members {
+            verdict.flag(
+                r as usize,
+                group.share / group.cut.max(f64::EPSILON),
+                Reason::SharedToken {
+                    view,
+                    token: group.token.clone(),
+                    size: group.members.len(),
+                    share: group.share,
+                    threshold: group.cut,
+                },
+            );
+        }
+        firings[group.class as usize].push(Firing {
+            detector: "tokens",
+            view,
+            statistic: "token_group_share",
+            value: group.share,
+            threshold: group.cut,
+            samples: group.members.len(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -185,8 +185,9 @@ fn out_writes_per_sample_truth_scores_and_embeddings() {
     assert!(npy.len() > 1797 * 64 * 4 && npy.len() < 1797 * 64 * 4 + 256);
 }
 
-/// Digits with every 10th row's label moved to the next digit, written outside the tool,
-/// and the truth file that says which rows those are.
+/// Digits with every 10th row's label moved to another digit (each of the nine in turn, as
+/// random flips spread), written outside the tool, and the truth file that says which rows
+/// those are.
 fn poisoned_elsewhere(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let text = std::fs::read_to_string(fixture("digits/digits.csv")).unwrap();
     let mut lines = text.lines();
@@ -196,7 +197,11 @@ fn poisoned_elsewhere(dir: &std::path::Path) -> (std::path::PathBuf, std::path::
         let (pixels, label) = line.rsplit_once(',').unwrap();
         let poison = row % 10 == 3;
         let label: u32 = label.parse().unwrap();
-        let label = if poison { (label + 1) % 10 } else { label };
+        let label = if poison {
+            (label + 1 + (row as u32 / 10) % 9) % 10
+        } else {
+            label
+        };
         data.push_str(&format!("{pixels},{label}\n"));
         truth.push_str(&format!("{row},{}\n", u8::from(poison)));
     }

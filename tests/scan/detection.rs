@@ -92,8 +92,9 @@ fn clean_digits_run_every_detector_and_flag_under_one_percent() {
 }
 
 #[test]
-fn planted_label_flips_fail_the_gate_and_are_named() {
-    // Ten samples of class 0 (rows 0, 10, 20, ... are zeros in the digits file) relabelled 1.
+fn a_few_flipped_labels_are_label_issues_that_fail_only_a_strict_gate() {
+    // Ten samples of class 0 relabelled 1: a handful of mislabels from one class is what
+    // clean real data has too, so they are label issues (a warning), not poisoning.
     let dir = tempfile::tempdir().unwrap();
     let mut lines = crate::util::digits_lines();
     let labels = digits_labels();
@@ -110,25 +111,78 @@ fn planted_label_flips_fail_the_gate_and_are_named() {
     assert_eq!(run.code, 0, "validation alone cannot see a flipped label");
     assert!(run.json.get("detection").is_none(), "no detection section");
     let run = scan_json(&path, &[]);
-    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.code, 0, "{}", run.stderr);
     let verdict = &run.json["detection"]["verdict"];
-    let flagged: Vec<usize> = verdict["samples"]
+    assert_eq!(verdict["flagged"], 0, "{verdict}");
+    let listed: Vec<usize> = verdict["label_issue_samples"]
         .as_array()
         .unwrap()
         .iter()
         .map(|s| s["id"].as_str().unwrap().parse().unwrap())
         .collect();
     for r in &zeros {
-        assert!(flagged.contains(r), "row {r} not flagged: {verdict}");
+        assert!(listed.contains(r), "row {r} not listed: {verdict}");
     }
-    assert!(flagged.len() <= 10 + 18, "{flagged:?}");
-    let reasons = verdict["samples"][0]["reasons"][0].as_str().unwrap();
+    assert!(listed.len() <= 10 + 18, "{listed:?}");
+    let reasons = verdict["label_issue_samples"][0]["reasons"][0]
+        .as_str()
+        .unwrap();
     assert!(
         reasons.contains("neighbours are labelled \"0\""),
         "{reasons}"
     );
-    let gate = &run.json["gate"];
-    assert!(gate["reasons"][0]
+    assert_eq!(verdict["tests"][0]["test"], "label_noise");
+    assert_eq!(verdict["tests"][0]["fired"], false);
+    // --strict and a label-issue budget under their share both fail the gate.
+    let strict = scan_json(&path, &["--strict"]);
+    assert_eq!(strict.code, 1, "{}", strict.stderr);
+    assert!(strict.json["gate"]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r.as_str().unwrap().ends_with("label issues (--strict)")));
+    let budget = scan_json(&path, &["--max-label-issues", "0.1%"]);
+    assert_eq!(budget.code, 1, "{}", budget.stderr);
+    let generous = scan_json(&path, &["--max-label-issues", "5%"]);
+    assert_eq!(generous.code, 0, "{}", generous.stderr);
+}
+
+#[test]
+fn uniform_label_noise_fails_the_gate_through_the_noise_test() {
+    // Every 10th row moved to another digit (each of the nine in turn): label noise in
+    // every class.
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = crate::util::digits_lines();
+    let labels = digits_labels();
+    let noisy: Vec<usize> = (0..labels.len()).filter(|r| r % 10 == 7).collect();
+    for &r in &noisy {
+        let to = (labels[r] + 1 + (r as u32 / 10) % 9) % 10;
+        set_field(&mut lines, r, 64, &to.to_string());
+    }
+    let path = dir.path().join("noisy.csv");
+    write_lines(&path, &lines);
+    let run = scan_json(&path, &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let verdict = &run.json["detection"]["verdict"];
+    assert_eq!(verdict["tests"][0]["fired"], true, "{}", verdict["tests"]);
+    let flagged: Vec<usize> = verdict["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().parse().unwrap())
+        .collect();
+    let hits = flagged.iter().filter(|r| noisy.contains(r)).count();
+    // 180 noisy rows: most are found, and what is flagged is mostly them.
+    assert!(
+        hits >= 150 && flagged.len() <= hits + 18,
+        "{hits} of {}",
+        flagged.len()
+    );
+    assert!(verdict["samples"][0]["reasons"][0]
+        .as_str()
+        .unwrap()
+        .contains("isolated contradictions"));
+    assert!(run.json["gate"]["reasons"][0]
         .as_str()
         .unwrap()
         .ends_with("samples suspected of poisoning"));
@@ -394,11 +448,13 @@ fn a_text_column_is_embedded_by_minilm_and_a_flipped_label_is_named() {
     assert_eq!(d["status"], "ran", "{}", run.stderr);
     assert_eq!(view_names(d), ["minilm", "probe"]);
     assert_eq!(d["views"][0]["dim"], 384);
-    let samples = d["verdict"]["samples"].as_array().unwrap();
+    // One flipped label is a label issue (a warning), not poisoning: the gate passes.
+    let samples = d["verdict"]["label_issue_samples"].as_array().unwrap();
     let ids: Vec<&str> = samples.iter().map(|s| s["id"].as_str().unwrap()).collect();
     assert_eq!(ids, [flipped.to_string().as_str()], "{samples:?}");
-    assert_eq!(run.code, 1);
-    // The shifted-copy test runs on raw views only, and says so.
+    assert_eq!(d["verdict"]["flagged"], 0);
+    assert_eq!(run.code, 0);
+    // The shifted-copy test is not used on sentence vectors, and says so.
     assert_eq!(d["verdict"]["shift_threshold"], serde_json::Value::Null);
     let notes = d["verdict"]["notes"].to_string();
     assert!(notes.contains("shifted-copy test did not run"), "{notes}");

@@ -51,7 +51,7 @@ fn out_dir_holds_the_report_and_per_sample_scores() {
         .map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default()))
         .collect();
     assert_eq!(meta["poisongate.version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(meta["poisongate.schema_version"], "2");
+    assert_eq!(meta["poisongate.schema_version"], "3");
     let schema = builder.schema().clone();
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     assert_eq!(

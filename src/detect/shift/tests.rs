@@ -189,3 +189,37 @@ fn degenerate_inputs_give_no_halves_or_untested_ones() {
     let (_, copies) = run(&points, &[false; 40], &ShiftConfig::default());
     assert!(copies.halves.iter().all(|h| !h.fired));
 }
+
+#[test]
+fn with_fewer_than_five_classes_nothing_is_an_outlier() {
+    // The same strong plant as above, among four classes: eight halves are too few for a
+    // robust yardstick, so the test stays silent rather than guess.
+    let (values, labels, _) = data(4, 200, 200, 1);
+    let s = subset(&labels, 4);
+    let points = Points::from_vec(values, D, &s, View::Raw);
+    let (_, copies) = run(&points, &vec![false; labels.len()], &ShiftConfig::default());
+    assert!(copies.halves.iter().all(|h| !h.fired));
+    assert!(copies
+        .halves
+        .iter()
+        .any(|h| h.self_share.is_some_and(|v| v < 0.75)));
+}
+
+#[test]
+fn the_outlier_cut_is_the_median_less_z_robust_deviations() {
+    let half = |class: u32, share: f64| Half {
+        class,
+        members: Vec::new(),
+        self_share: Some(share),
+        fired: false,
+        flagged: Vec::new(),
+    };
+    // Ten halves of five classes: median 0.95, MAD 0.01.
+    let halves: Vec<Half> = (0..10)
+        .map(|i| half(i / 2, [0.94, 0.96][i as usize % 2]))
+        .collect();
+    let cut = outlier_cut(&halves, &ShiftConfig::default()).unwrap();
+    let z = crate::detect::stats::normal_isf(0.01 / 10.0);
+    assert!((cut - (0.95 - z * 1.4826 * 0.01)).abs() < 1e-9, "{cut}");
+    assert!(outlier_cut(&halves[..8], &ShiftConfig::default()).is_none());
+}

@@ -18,15 +18,19 @@
 //! 2. **Group evidence.** The group's `share` is the mean, over its members, of the share of
 //!    their `k` nearest neighbours (in the view label consistency is judged in) that carry
 //!    another label.
-//! 3. **Fire.** A group fires when its share is at least `threshold` (0.4); every member is
-//!    flagged.
+//! 3. **Fire.** The null is the class's own: a group of `m` texts drawn at random from class
+//!    `c` has a mean share near the class mean `mu`, with standard error `sigma / sqrt(m)`
+//!    (finite-population corrected). A group fires when its share is above
+//!    `mu + z sigma / sqrt(m)`, with `z` the normal quantile at `alpha / G` (Bonferroni over
+//!    the `G` candidate groups), above twice the class mean (the group's disagreement is
+//!    mostly its own, not the class's), and at least `threshold` (0.1: on average one
+//!    neighbour in ten disagrees). Every member is flagged.
 //!
 //! A clean group (a mailing list's name, a newsletter's footer, a markup word) is mostly its
 //! own members' neighbours, with its class's label. On SpamAssassin with MiniLM neighbours
 //! (`poisongate bench`, 2026-12-02) the trigger's groups ("cf", "mn", "bb") scored up to
 //! 0.607 at a 10 % rate and 0.776 at 5 %; the highest clean group scored 0.244 on the clean
-//! twin and 0.260 under 10 % label flips, and the test fired on neither. A numpy prototype with word TF-IDF neighbours
-//! gave the same picture (trigger 0.56 to 0.70 at 5 and 10 %, clean at most 0.25).
+//! twin and 0.260 under 10 % label flips (the fixed cut of 0.4 used then fired on neither).
 //!
 //! Not covered: a trigger of common words (no token of it is pure to the target class), a
 //! trigger planted in fewer than `min_group` texts, and clean-label triggers (the poisons
@@ -37,15 +41,18 @@
 use std::collections::HashMap;
 
 use super::knn::Votes;
+use super::stats::normal_isf;
 use super::{ClassStatistic, Detection};
 use crate::dataset::{TextValue, Texts};
 use crate::embed::{Subset, View};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenConfig {
-    /// A group fires at or above this mean share of other-label neighbours (0 turns the test
-    /// off).
+    /// A group fires only at or above this mean share of other-label neighbours, whatever
+    /// the null says (0 turns the test off).
     pub threshold: f64,
+    /// The family-wise false-alarm level over all candidate groups.
+    pub alpha: f64,
     /// Texts of one class that must hold a token for it to be tested.
     pub min_group: usize,
     /// Share of the texts holding a token that must carry the group's label; above one half,
@@ -56,7 +63,8 @@ pub struct TokenConfig {
 impl Default for TokenConfig {
     fn default() -> Self {
         TokenConfig {
-            threshold: 0.4,
+            threshold: 0.1,
+            alpha: 0.01,
             min_group: 20,
             purity: 0.95,
         }
@@ -72,6 +80,8 @@ pub struct Group {
     pub members: Vec<u32>,
     /// Mean share of other-label neighbours over the members.
     pub share: f64,
+    /// The share at which this group fires (from the class's null).
+    pub cut: f64,
     pub fired: bool,
 }
 
@@ -80,7 +90,6 @@ pub struct Group {
 pub struct TokenGroups {
     /// The view whose neighbours gave the evidence.
     pub view: View,
-    pub threshold: f64,
     pub fired: Vec<Group>,
 }
 
@@ -163,20 +172,28 @@ pub fn run(
         .map(|(s, t)| (t, s))
         .collect();
     let k = votes.k.max(1) as f64;
+    let share_of = |i: usize| f64::from(votes.other[i]) / k;
+    let null = class_null(subset, &share_of);
+    let z = normal_isf(config.alpha / members.len().max(1) as f64);
     let mut groups: Vec<Group> = members
         .into_iter()
         .map(|(t, members)| {
-            let share = members
-                .iter()
-                .map(|&i| f64::from(votes.other[i as usize]) / k)
-                .sum::<f64>()
-                / members.len() as f64;
+            let share =
+                members.iter().map(|&i| share_of(i as usize)).sum::<f64>() / members.len() as f64;
+            let class = candidates[&t];
+            let (mu, sigma, size) = null[class as usize];
+            let m = members.len() as f64;
+            let fpc = ((size - m) / (size - 1.0).max(1.0)).max(0.0).sqrt();
+            let cut = (mu + z * sigma / m.sqrt() * fpc)
+                .max(2.0 * mu)
+                .max(config.threshold);
             Group {
                 token: names.remove(&t).unwrap_or_default(),
-                class: candidates[&t],
+                class,
                 members,
                 share,
-                fired: config.threshold > 0.0 && share >= config.threshold,
+                cut,
+                fired: config.threshold > 0.0 && share > cut,
             }
         })
         .collect();
@@ -184,18 +201,30 @@ pub fn run(
     groups.sort_by(|a, b| (a.class, &a.token).cmp(&(b.class, &b.token)));
     let detection = detection(subset, view, &groups, &class_sizes, config);
     let fired = groups.into_iter().filter(|g| g.fired).collect();
-    (
-        detection,
-        TokenGroups {
-            view,
-            threshold: config.threshold,
-            fired,
-        },
-    )
+    (detection, TokenGroups { view, fired })
+}
+
+/// Per class: the mean and standard deviation of the per-sample share, and the class size.
+fn class_null(subset: &Subset, share_of: &dyn Fn(usize) -> f64) -> Vec<(f64, f64, f64)> {
+    let mut sums = vec![(0.0f64, 0.0f64, 0.0f64); subset.n_classes];
+    for (i, &c) in subset.labels.iter().enumerate() {
+        let s = share_of(i);
+        let e = &mut sums[c as usize];
+        e.0 += s;
+        e.1 += s * s;
+        e.2 += 1.0;
+    }
+    sums.into_iter()
+        .map(|(s, s2, n)| {
+            let mean = s / n.max(1.0);
+            let var = (s2 / n.max(1.0) - mean * mean).max(0.0) * n / (n - 1.0).max(1.0);
+            (mean, var.sqrt(), n)
+        })
+        .collect()
 }
 
 /// Scores (the highest share among a sample's groups), flags (members of fired groups) and
-/// per-class statistics (the highest group share in the class).
+/// per-class statistics (the highest group share in the class, with that group's cut).
 fn detection(
     subset: &Subset,
     view: View,
@@ -206,14 +235,16 @@ fn detection(
     let n = subset.len();
     let mut scores = vec![0f32; n];
     let mut flags = vec![false; n];
-    let mut best: Vec<Option<f64>> = vec![None; subset.n_classes];
+    let mut best: Vec<Option<(f64, f64)>> = vec![None; subset.n_classes];
     for g in groups {
         for &i in &g.members {
             scores[i as usize] = scores[i as usize].max(g.share as f32);
             flags[i as usize] |= g.fired;
         }
         let b = &mut best[g.class as usize];
-        *b = Some(b.map_or(g.share, |v: f64| v.max(g.share)));
+        if b.is_none_or(|(v, _)| g.share > v) {
+            *b = Some((g.share, g.cut));
+        }
     }
     let mut flagged = vec![0usize; subset.n_classes];
     for (i, _) in flags.iter().enumerate().filter(|(_, &f)| f) {
@@ -223,12 +254,12 @@ fn detection(
         .iter()
         .enumerate()
         .filter_map(|(c, b)| {
-            b.map(|value| ClassStatistic {
+            b.map(|(value, cut)| ClassStatistic {
                 class: c as u32,
                 size: class_sizes[c],
                 statistic: "top_token_group_share",
                 value,
-                threshold: Some(config.threshold),
+                threshold: Some(cut),
                 flagged: flagged[c],
             })
         })
@@ -238,6 +269,7 @@ fn detection(
         view,
         parameters: vec![
             ("threshold".into(), config.threshold.to_string()),
+            ("alpha".into(), config.alpha.to_string()),
             ("min_group".into(), config.min_group.to_string()),
             ("purity".into(), config.purity.to_string()),
         ],

@@ -42,6 +42,7 @@ impl Corpus {
                 k: 10,
                 top_other: vec![(0, 1); n],
                 other: vec![1; n],
+                neighbours: Vec::new(),
             },
         }
     }
@@ -143,7 +144,9 @@ fn the_verdict_flags_a_fired_group_and_says_which_token() {
     );
     let flagged: Vec<usize> = (0..300).filter(|&i| verdict.flags[i]).collect();
     assert_eq!(flagged, (200..230).collect::<Vec<_>>());
-    assert!((verdict.scores[200] - 1.25).abs() < 1e-6);
+    let cut = groups.fired[0].cut;
+    assert!(cut > 0.1 && cut < 0.5, "{cut}");
+    assert!((verdict.scores[200] - (0.5 / cut) as f32).abs() < 1e-5);
     assert_eq!(
         verdict.reasons[200],
         [Reason::SharedToken {
@@ -151,10 +154,28 @@ fn the_verdict_flags_a_fired_group_and_says_which_token() {
             token: "zq".into(),
             size: 30,
             share: 0.5,
-            threshold: 0.4,
+            threshold: cut,
         }]
     );
     let class2 = verdict.classes.iter().find(|c| c.class == 2).unwrap();
     assert_eq!(class2.flagged, 30);
     assert_eq!(class2.firings[0].detector, "tokens");
+}
+
+#[test]
+fn the_cut_rises_with_the_class_own_disagreement() {
+    // Class 0's texts see 1/10 other labels, and 20 of them share "zq" and see 5/10: far
+    // beyond the class's own rate, the group fires, at a cut from the class's null.
+    let steady = Corpus::new().with("zq", 0..20).strange(5, 0..20);
+    let (_, groups) = steady.run(&TokenConfig::default());
+    let zq = groups.fired.iter().find(|g| g.token == "zq").unwrap();
+    assert!(zq.cut > 0.18 && zq.cut < 0.5, "{}", zq.cut);
+    // When the class's texts already see 4/10 on average, the same group is mostly the
+    // class's own disagreement and does not fire.
+    let noisy = Corpus::new()
+        .strange(4, 0..100)
+        .with("zq", 0..20)
+        .strange(5, 0..20);
+    let (_, groups) = noisy.run(&TokenConfig::default());
+    assert!(groups.fired.iter().all(|g| g.token != "zq"), "{groups:?}");
 }

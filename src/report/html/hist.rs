@@ -130,7 +130,8 @@ pub(super) fn detector_cut(d: &Detection, class: u32, rows: &[u32]) -> Cut {
         "shift" => none(match stat {
             Some(s) => format!(
                 "No line: a half of the class fires when its self-share is at most {} (a score \
-                 of at least {}) and at least {} below its sibling's; then the members whose \
+                 of at least {}), at least {} below its sibling's and an outlier among all \
+                 classes' halves; then the members whose \
                  class neighbours lie mostly in that half are flagged, which is not a cut on \
                  this score. Lowest half self-share here {:.3}; {n} flagged.",
                 param("threshold"),
@@ -143,12 +144,16 @@ pub(super) fn detector_cut(d: &Detection, class: u32, rows: &[u32]) -> Cut {
             None => "No line: the class was not tested (too small to split or to sample).".into(),
         }),
         "tokens" => Cut {
-            at: param("threshold").parse::<f64>().ok(),
+            at: stat.and_then(|s| s.threshold),
             caption: format!(
-                "Line at {}: the texts of the class that share a token are flagged together \
-                 when, on average, at least that share of their neighbours carry another \
-                 label; a text's score is the highest such share among its tokens' groups (0 \
-                 in none). {n} flagged in this class.",
+                "Line at the cut of the class's strongest group ({}): the texts of the class \
+                 that share a token are flagged together when, on average, more of their \
+                 neighbours carry another label than the class's own null allows (a test at \
+                 alpha {}, at least {}); a text's score is the highest such share among its \
+                 tokens' groups (0 in none). {n} flagged in this class.",
+                stat.and_then(|s| s.threshold)
+                    .map_or("none".into(), |t| format!("{t:.3}")),
+                param("alpha"),
                 param("threshold")
             ),
         },
@@ -317,10 +322,13 @@ mod tests {
                 cut.caption
             );
         }
-        let tokens = detector_cut(&detection("tokens", &[("threshold", "0.4")]), 0, &rows);
-        assert_eq!(tokens.at, Some(0.4));
+        // The class statistic carries the strongest group's cut (0.1 here).
+        let tokens = detector_cut(&detection("tokens", &[("threshold", "0.1")]), 0, &rows);
+        assert_eq!(tokens.at, Some(0.1));
         assert!(
-            tokens.caption.starts_with("Line at 0.4"),
+            tokens
+                .caption
+                .starts_with("Line at the cut of the class's strongest group (0.100)"),
             "{}",
             tokens.caption
         );

@@ -251,14 +251,27 @@ fn detectors(d: &DetectionReport) -> String {
 /// The verdict's totals, each class's firings, and its notes.
 fn verdict_classes(v: &VerdictSummary) -> String {
     let mut out = format!(
-        "<p>The verdict flags <b>{}</b> samples (neighbour share {}{}).</p>\n",
+        "<p>The verdict suspects <b>{}</b> samples of poisoning and lists <b>{}</b> label issues (neighbour share {}{}).</p>\n",
         v.flagged,
+        v.label_issues,
         v.neighbour_share,
         v.shift_threshold
             .map_or(String::new(), |t| format!(", shifted-copy threshold {t}"))
     );
+    for t in &v.tests {
+        out.push_str(&format!(
+            "<p>Dataset test <b>{}</b> ({} view): {} {:.4}, cut {:.4}: {}. {}.</p>\n",
+            escape(t.test),
+            escape(t.view.name()),
+            escape(t.statistic),
+            t.value,
+            t.threshold,
+            if t.fired { "<b>fired</b>" } else { "passed" },
+            escape(&t.detail)
+        ));
+    }
     out.push_str(
-        "<table>\n<tr><th>class</th><th>size</th><th>flagged</th><th>rules that fired</th></tr>\n",
+        "<table>\n<tr><th>class</th><th>size</th><th>suspected</th><th>label issues</th><th>rules that fired</th></tr>\n",
     );
     for c in &v.classes {
         let firings: Vec<String> = c
@@ -266,7 +279,7 @@ fn verdict_classes(v: &VerdictSummary) -> String {
             .iter()
             .map(|f| {
                 format!(
-                    "{}/{}: {} {:.3} (threshold {}), {} samples",
+                    "{}/{}: {} {:.3} (cut {:.3}), {} samples",
                     f.detector,
                     f.view.name(),
                     f.statistic,
@@ -277,10 +290,11 @@ fn verdict_classes(v: &VerdictSummary) -> String {
             })
             .collect();
         out.push_str(&format!(
-            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>\n",
+            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>\n",
             escape(&c.label),
             c.size,
             c.flagged,
+            c.label_issues,
             firings.join("<br>")
         ));
     }

@@ -61,7 +61,7 @@ fn scan(argv: &[&str]) -> (Dataset, Report, Outcome) {
         None => Outcome::NotRequested,
     };
     let findings = validate_input(&ds, Vec::new());
-    let (report, _) = Report::build(&ds, findings, &outcome, false);
+    let (report, _) = Report::build(&ds, findings, &outcome, Default::default());
     (ds, report, outcome)
 }
 
@@ -97,9 +97,11 @@ fn a_scan_page_has_every_section_and_one_plot_per_detector_and_class() {
     let per_class = 1 + analysis.runs.len() + 1;
     assert_eq!(count(&html, "<svg"), 3 * per_class);
     assert_eq!(count(&html, "</svg>"), 3 * per_class);
-    // The fused score's cut is drawn in every class; the flipped rows are flagged.
+    // The fused score's cut is drawn in every class; the flipped rows are label issues (four
+    // mislabels of one class are not poisoning), and the page counts them.
     assert!(html.contains("Line at 1: the verdict flags"));
-    assert!(analysis.verdict.flags[..12].iter().any(|&f| f));
+    assert!(analysis.verdict.label_issues[..12].iter().any(|&f| f));
+    assert!(html.contains("label issues"));
     assert_self_contained(&html);
 }
 
