@@ -5,17 +5,13 @@
 # (standard library only). Needs python3 with pip, and sha256sum.
 # Usage: bash datasets/default/fetch.sh [DEST]  (default ~/.cache/poisongate-data/default.csv)
 set -euo pipefail
+here=$(dirname "$0")
+# shellcheck source-path=SCRIPTDIR source=../fetch-lib.sh
+. "$here/../fetch-lib.sh"
 dest=${1:-$HOME/.cache/poisongate-data/default.csv}
-if [ -f "$dest" ]; then
-  echo "$dest"
-  exit 0
-fi
+exit_if_done "$dest"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-python3 -m pip download --quiet --no-deps --only-binary :all: --dest "$work" ISLP==0.6.0 >&2
 wheel=$work/islp-0.6.0-py3-none-any.whl
-echo "ca772cecca1747a2f84ee799a5503ddddbdf0e98f90c235494790c1d036c694b  $wheel" | sha256sum --check --quiet
-mkdir -p "$(dirname "$dest")"
-python3 "$(dirname "$0")/to_csv.py" "$wheel" "$dest.partial"
-mv "$dest.partial" "$dest"
-echo "$dest"
+pinned_pip ISLP 0.6.0 "$wheel" ca772cecca1747a2f84ee799a5503ddddbdf0e98f90c235494790c1d036c694b
+convert "$here/to_csv.py" "$wheel" "$dest"

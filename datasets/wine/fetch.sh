@@ -6,19 +6,15 @@
 # and `label`, via to_csv.py (standard library only). Needs python3 with pip, and sha256sum.
 # Usage: bash datasets/wine/fetch.sh [DEST]  (default ~/.cache/poisongate-data/wine.csv)
 set -euo pipefail
+here=$(dirname "$0")
+# shellcheck source-path=SCRIPTDIR source=../fetch-lib.sh
+. "$here/../fetch-lib.sh"
 dest=${1:-$HOME/.cache/poisongate-data/wine.csv}
-if [ -f "$dest" ]; then
-  echo "$dest"
-  exit 0
-fi
+exit_if_done "$dest"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-python3 -m pip download --quiet --no-deps --only-binary :all: --dest "$work" \
-  --platform manylinux2014_x86_64 --python-version 3.11 --implementation cp --abi cp311 \
-  scikit-learn==1.5.2 >&2
 wheel=$work/scikit_learn-1.5.2-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl
-echo "f8b0ccd4a902836493e026c03256e8b206656f91fbcc4fde28c57a5b752561f1  $wheel" | sha256sum --check --quiet
-mkdir -p "$(dirname "$dest")"
-python3 "$(dirname "$0")/to_csv.py" "$wheel" "$dest.partial"
-mv "$dest.partial" "$dest"
-echo "$dest"
+pinned_pip scikit-learn 1.5.2 "$wheel" \
+  f8b0ccd4a902836493e026c03256e8b206656f91fbcc4fde28c57a5b752561f1 \
+  --platform manylinux2014_x86_64 --python-version 3.11 --implementation cp --abi cp311
+convert "$here/to_csv.py" "$wheel" "$dest"
