@@ -12,7 +12,7 @@ use nalgebra::{DMatrix, DVector};
 use serde::Serialize;
 
 use super::kmeans::{kmeans, silhouette};
-use super::linalg::{centred, eigen_desc, mean_covariance};
+use super::linalg::{centred, principal_axes};
 use super::{ClassStatistic, Detection, Points};
 
 /// Points per class over which the silhouette is computed exactly (it is quadratic).
@@ -51,12 +51,12 @@ impl Default for ClusteringConfig {
 /// The reduced coordinates of one class: centred, projected on the top principal axes,
 /// whitened and unmixed for FastICA.
 fn reduce(points: &Points<'_>, rows: &[u32], config: &ClusteringConfig) -> DMatrix<f64> {
-    let (mean, cov) = mean_covariance(points, rows);
-    let (values, vectors) = eigen_desc(cov);
+    let (mean, values, vectors) = principal_axes(points, rows, config.seed);
     let r = config
         .dims
         .min(points.dim)
         .min(rows.len().saturating_sub(1))
+        .min(vectors.ncols())
         .max(1);
     let projected = centred(points, rows, &mean) * vectors.columns(0, r);
     match config.reduce {

@@ -1,6 +1,10 @@
 //! Small dense linear algebra on the host in f64 (nalgebra): class means, centred covariances
 //! and their leading eigenvectors. The per-class matrices are `d x d`, so an exact symmetric
-//! eigensolver is affordable and avoids power-iteration convergence questions on the CPU path.
+//! eigensolver is affordable and avoids power-iteration convergence questions on the CPU path,
+//! up to [`DIRECT_DIM`] dimensions. Past that (the raw pixels of a 64x64 colour image are
+//! 12,288), a `d x d` eigendecomposition per class takes hours: the axes are then taken from
+//! the `m x m` Gram matrix of at most [`DUAL_ROWS`] seeded rows of the class (the same
+//! nonzero eigenvalues, and axes `X^T u / sqrt(m lambda)`), which is exact for those rows.
 
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
 
@@ -8,15 +12,7 @@ use super::Points;
 
 /// Mean and centred covariance (divided by n) of the given rows.
 pub fn mean_covariance(points: &Points<'_>, rows: &[u32]) -> (DVector<f64>, DMatrix<f64>) {
-    let d = points.dim;
-    let n = rows.len().max(1) as f64;
-    let mut mean = DVector::<f64>::zeros(d);
-    for &r in rows {
-        for (m, &v) in mean.iter_mut().zip(points.row(r as usize)) {
-            *m += v as f64;
-        }
-    }
-    mean /= n;
+    let (mean, n) = mean_only(points, rows);
     let centred = centred(points, rows, &mean);
     let cov = centred.transpose() * &centred / n;
     (mean, cov)
@@ -29,8 +25,72 @@ pub fn centred(points: &Points<'_>, rows: &[u32], mean: &DVector<f64>) -> DMatri
     })
 }
 
+/// Up to this many dimensions the axes come from the full `d x d` covariance.
+pub const DIRECT_DIM: usize = 2048;
+/// Past [`DIRECT_DIM`], the axes are fitted on at most this many seeded rows of the class.
+pub const DUAL_ROWS: usize = 2048;
+
+/// The class mean, and the covariance's eigenvalues (descending) with matching unit axes
+/// (columns): all `d` of them up to [`DIRECT_DIM`] dimensions, otherwise the nonzero ones of a
+/// seeded sample of at most [`DUAL_ROWS`] rows (see the module note).
+pub fn principal_axes(
+    points: &Points<'_>,
+    rows: &[u32],
+    seed: u64,
+) -> (DVector<f64>, Vec<f64>, DMatrix<f64>) {
+    if points.dim <= DIRECT_DIM {
+        let (mean, cov) = mean_covariance(points, rows);
+        let (values, vectors) = eigen_desc(cov);
+        return (mean, values, vectors);
+    }
+    let (mean, _) = mean_only(points, rows);
+    let fitted: Vec<u32> = if rows.len() <= DUAL_ROWS {
+        rows.to_vec()
+    } else {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut picked = rand::seq::index::sample(&mut rng, rows.len(), DUAL_ROWS).into_vec();
+        picked.sort_unstable();
+        picked.into_iter().map(|i| rows[i]).collect()
+    };
+    let (values, vectors) = dual_axes(&centred(points, &fitted, &mean));
+    (mean, values, vectors)
+}
+
+/// The nonzero eigenvalues (descending) and unit axes of `x^T x / m` for a centred `m x d`
+/// matrix `x`, from the `m x m` Gram matrix `x x^T / m`: if `G u = lambda u`, then
+/// `x^T u / sqrt(m lambda)` is a unit eigenvector of the covariance with the same eigenvalue.
+fn dual_axes(x: &DMatrix<f64>) -> (Vec<f64>, DMatrix<f64>) {
+    let m = x.nrows().max(1) as f64;
+    let (gram_values, u) = eigen_desc(x * x.transpose() / m);
+    let top = gram_values.first().copied().unwrap_or(0.0);
+    let kept: Vec<usize> = (0..gram_values.len())
+        .filter(|&i| gram_values[i] > 1e-12 * top.max(f64::MIN_POSITIVE))
+        .collect();
+    let mut vectors = DMatrix::<f64>::zeros(x.ncols(), kept.len().max(1));
+    for (c, &i) in kept.iter().enumerate() {
+        let axis = x.transpose() * u.column(i) / (m * gram_values[i]).sqrt();
+        vectors.set_column(c, &axis);
+    }
+    (kept.iter().map(|&i| gram_values[i]).collect(), vectors)
+}
+
+fn mean_only(points: &Points<'_>, rows: &[u32]) -> (DVector<f64>, f64) {
+    let n = rows.len().max(1) as f64;
+    let mut mean = DVector::<f64>::zeros(points.dim);
+    for &r in rows {
+        for (m, &v) in mean.iter_mut().zip(points.row(r as usize)) {
+            *m += v as f64;
+        }
+    }
+    (mean / n, n)
+}
+
 /// Eigenvalues (descending) and matching unit eigenvectors (columns) of a symmetric matrix.
 pub fn eigen_desc(m: DMatrix<f64>) -> (Vec<f64>, DMatrix<f64>) {
+    if m.nrows() == 0 {
+        return (Vec::new(), m);
+    }
     let eig = SymmetricEigen::new(m);
     let mut order: Vec<usize> = (0..eig.eigenvalues.len()).collect();
     order.sort_by(|&a, &b| eig.eigenvalues[b].total_cmp(&eig.eigenvalues[a]));
@@ -73,6 +133,31 @@ mod tests {
         let sign = v[0].signum();
         for j in 0..2 {
             assert!((sign * v[j] - expected[j]).abs() < 1e-3, "{v}");
+        }
+    }
+
+    #[test]
+    fn the_dual_axes_match_the_covariance_eigenvectors() {
+        // 12 centred rows in 40 dimensions (more dimensions than rows, as with raw pixels).
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let mut x = DMatrix::from_fn(12, 40, |_, _| rng.random_range(-1.0..1.0));
+        let mean = x.row_mean();
+        for mut row in x.row_iter_mut() {
+            row -= &mean;
+        }
+        let (direct_values, direct) = eigen_desc(x.transpose() * &x / 12.0);
+        let (values, axes) = dual_axes(&x);
+        // Centred, 12 rows span at most 11 dimensions.
+        assert_eq!(values.len(), 11);
+        for (c, &v) in values.iter().enumerate() {
+            assert!(
+                (v - direct_values[c]).abs() < 1e-9 * direct_values[0],
+                "{c}"
+            );
+            // The same axis up to sign, and of unit length.
+            let dot = axes.column(c).dot(&direct.column(c));
+            assert!((dot.abs() - 1.0).abs() < 1e-6, "axis {c}: {dot}");
         }
     }
 }

@@ -11,7 +11,7 @@
 
 use serde::Serialize;
 
-use super::linalg::{eigen_desc, mean_covariance};
+use super::linalg::principal_axes;
 use super::{ClassStatistic, Detection, Points};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -51,8 +51,7 @@ pub fn run(points: &Points<'_>, config: &SpectralConfig) -> Detection {
         if rows.is_empty() {
             continue;
         }
-        let (mean, cov) = mean_covariance(points, rows);
-        let (values, vectors) = eigen_desc(cov);
+        let (mean, values, vectors) = principal_axes(points, rows, class as u64);
         let v = vectors.column(0);
         for &r in rows {
             let x = points.row(r as usize);
