@@ -23,8 +23,12 @@
 //!    (finite-population corrected). A group fires when its share is above
 //!    `mu + z sigma / sqrt(m)`, with `z` the normal quantile at `alpha / G` (Bonferroni over
 //!    the `G` candidate groups), above twice the class mean (the group's disagreement is
-//!    mostly its own, not the class's), and at least `threshold` (0.1: on average one
-//!    neighbour in ten disagrees). Every member is flagged.
+//!    mostly its own, not the class's), and at least `threshold` (0.4). Every member is
+//!    flagged. The null alone is not enough: a group's members are alike (a newsletter's
+//!    issues, a list's footer), so they are not independent draws, and on the clean
+//!    SpamAssassin twin (tuning half) the null and twice the mean let clean ham groups fire,
+//!    322 emails (5.3 %). The floor of 0.4 is the cut this test was first measured with on
+//!    that corpus: clean groups at most 0.26, trigger groups 0.56 to 0.78.
 //!
 //! A clean group (a mailing list's name, a newsletter's footer, a markup word) is mostly its
 //! own members' neighbours, with its class's label. On SpamAssassin with MiniLM neighbours
@@ -63,7 +67,7 @@ pub struct TokenConfig {
 impl Default for TokenConfig {
     fn default() -> Self {
         TokenConfig {
-            threshold: 0.1,
+            threshold: 0.4,
             alpha: 0.01,
             min_group: 20,
             purity: 0.95,
