@@ -95,8 +95,9 @@ pub struct VerdictSummary {
     pub classes: Vec<ClassVerdictNamed>,
     /// The first samples suspected of poisoning, highest fused score first.
     pub samples: Vec<FlaggedSample>,
-    /// The first label issues that are not suspected of poisoning, highest neighbour evidence
-    /// first.
+    /// Label issues that are not suspected of poisoning, and the first of them, highest
+    /// neighbour evidence first.
+    pub label_issues_only: usize,
     pub label_issue_samples: Vec<FlaggedSample>,
     pub notes: Vec<String>,
 }
@@ -287,7 +288,7 @@ pub fn ran(analysis: &Analysis, dataset: &Dataset) -> DetectionReport {
         (order.len(), samples)
     };
     let (flagged, samples) = listed(&|i| v.flags[i]);
-    let (_, label_issue_samples) = listed(&|i| v.label_issues[i] && !v.flags[i]);
+    let (label_issues_only, label_issue_samples) = listed(&|i| v.label_issues[i] && !v.flags[i]);
     let verdict = VerdictSummary {
         flagged,
         label_issues: v.label_issues.iter().filter(|&&f| f).count(),
@@ -307,6 +308,7 @@ pub fn ran(analysis: &Analysis, dataset: &Dataset) -> DetectionReport {
             })
             .collect(),
         samples,
+        label_issues_only,
         label_issue_samples,
         notes: v.notes.clone(),
     };

@@ -185,13 +185,13 @@ fn detection(d: &super::detection::DetectionReport, out: &mut impl Write) -> io:
             "suspected of poisoning, highest fused score first",
         ),
         (
-            v.label_issues - v.label_issues.min(v.flagged),
+            v.label_issues_only,
             &v.label_issue_samples,
             "label issues (a warning: natural ambiguity or mislabels), strongest first",
         ),
     ];
     for (count, samples, title) in lists {
-        if count == 0 || samples.is_empty() {
+        if count == 0 {
             continue;
         }
         writeln!(out, "  {title}:")?;
@@ -205,8 +205,12 @@ fn detection(d: &super::detection::DetectionReport, out: &mut impl Write) -> io:
                 s.reasons.join("; ")
             )?;
         }
-        if samples.len() > SHOWN_SAMPLES {
-            writeln!(out, "    and more (all in scores.parquet with --out)")?;
+        if count > SHOWN_SAMPLES {
+            writeln!(
+                out,
+                "    and {} more (all in scores.parquet with --out)",
+                count - SHOWN_SAMPLES
+            )?;
         }
     }
     Ok(())

@@ -27,8 +27,9 @@
 //!    `gap` (0.1) below its sibling's (one half of the class is a copy of other classes, the
 //!    other is not), and an outlier among all classes' halves: at least `z` robust standard
 //!    deviations below their median, `z` the normal quantile at `alpha / halves`. With fewer
-//!    than five classes the test does not fire (see `outlier_cut`). In `benches/quality.sh --seeds "0 1 2"` (digits table, digits images,
-//!    MNIST; 2026-12-02) the planted halves scored 0.491 to 0.851 and every other class's
+//!    than five classes the test does not fire (see `outlier_cut`). With the fixed cuts alone,
+//!    in `benches/quality.sh --seeds "0 1 2"` (digits table, digits images, MNIST;
+//!    2026-12-02) the planted halves scored 0.491 to 0.851 and every other class's
 //!    lower half 0.900 to 1.000 (342 classes, none fired): on MNIST the lowest clean half
 //!    sits at the threshold, so the margin there is thin. The gaps to the sibling were
 //!    measured with a numpy copy of this test on the same seeds: 0.14 to 0.52 for planted
