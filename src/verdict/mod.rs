@@ -10,8 +10,9 @@
 //!   whose cut comes from the data's own null or from theory, at a family-wise level `alpha`:
 //!   1. *Label noise in excess* ([`labels`]): isolated contradictions (label issues with
 //!      hardly any sample of their own label nearby) in every part of the dataset, the
-//!      cleaner half of the classes included, above `noise_budget` with confidence. The
-//!      islands are flagged.
+//!      cleaner half of the classes included, above `noise_budget` with confidence, and
+//!      carrying a share of those classes' disagreement that only noise reaches. The islands
+//!      are flagged.
 //!   2. *Class inflow* ([`labels`]): one class receives label issues from most other classes,
 //!      one way and above the median class's rate. Its label issues are flagged.
 //!   3. *Shifted copies* ([`crate::detect::shift`]): a half of a class that, centred, mixes
@@ -333,8 +334,14 @@ fn noise(
         threshold: config.noise_budget,
         fired: test.fired,
         detail: format!(
-            "{} isolated label contradictions among {} samples of the {} cleanest classes",
-            test.islands, test.samples, test.classes
+            "{} isolated label contradictions among {} samples of the {} cleanest classes; \
+             they carry {:.0} % of those samples' neighbour disagreement (uniform noise: about \
+             half; the test needs {:.0} %)",
+            test.islands,
+            test.samples,
+            test.classes,
+            100.0 * test.island_share,
+            100.0 * labels::MIN_ISLAND_SHARE
         ),
     });
     if !test.fired {
