@@ -11,7 +11,14 @@
 #
 # Usage: bash benches/quality.sh [--split tuning|test|all] [--only NAME[,NAME]]
 #          [--attacks "clean badnets blend flip"] [--rates "0.05 0.1"] [--seeds "0"]
-#          [--blend-alpha 0.15] [--embedder E] [--bin PATH]
+#          [--blend-alpha 0.15] [--embedder E] [--activations] [--resume] [--bin PATH]
+#        --resume: keep the runs already in $QUALITY_LOG (same binary and options assumed)
+#        and do only the missing ones.
+#        --activations: judge each run on a model's own activations, as a user who brings
+#        them would: plant the attack (`bench --embedder raw --out`), train scikit-learn's MLP
+#        (128-64) on the poisoned rows (benches/activations.py, in a venv it makes at
+#        $BENCH_VENV, default ~/.cache/poisongate-bench-venv, from PyPI), and run `bench`
+#        again with `--embeddings` on its penultimate layer (same attack, seed and rows).
 #        Full JSON per run lands in $QUALITY_LOG (default $CARGO_TARGET_DIR/quality/);
 #        the tables are printed and also written to $QUALITY_LOG/summary-<split>.md.
 set -euo pipefail
@@ -24,6 +31,8 @@ rates="0.05 0.1"
 seeds="0"
 blend_alpha=0.15
 embedder=""
+activations=0
+resume=0
 bin=""
 while [ $# -gt 0 ]; do
   case $1 in
@@ -34,23 +43,37 @@ while [ $# -gt 0 ]; do
     --seeds) seeds=$2; shift 2 ;;
     --blend-alpha) blend_alpha=$2; shift 2 ;;
     --embedder) embedder=$2; shift 2 ;;
+    --activations) activations=1; shift ;;
+    --resume) resume=1; shift ;;
     --bin) bin=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
 case $split in tuning|test|all) ;; *) echo "--split must be tuning, test or all" >&2; exit 2 ;; esac
+if [ "$activations" = 1 ] && [ -n "$embedder" ]; then
+  echo "--activations sets the views itself; leave out --embedder" >&2
+  exit 2
+fi
 if [ -z "$bin" ]; then
   cargo build --release --locked --quiet
   bin=$CARGO_TARGET_DIR/release/poisongate
 fi
 log=${QUALITY_LOG:-$CARGO_TARGET_DIR/quality}
 mkdir -p "$log"
+if [ "$activations" = 1 ]; then
+  venv=${BENCH_VENV:-$HOME/.cache/poisongate-bench-venv}
+  if ! "$venv/bin/python" -c "import numpy, sklearn" 2>/dev/null; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet numpy==2.4.6 scikit-learn==1.9.1
+  fi
+fi
 
 # One line per run to do: split|name|input|attack|rate|seed|extra arguments. The suite file
 # says which attacks suit each dataset, its target, and its patch size.
-plan=$(python3 - "$split" "$only" "$attacks" "$rates" "$seeds" "$blend_alpha" "$embedder" <<'EOF'
+plan=$(python3 - "$split" "$only" "$attacks" "$rates" "$seeds" "$blend_alpha" "$embedder" \
+  "$activations" <<'EOF'
 import os, shlex, subprocess, sys, tomllib
-split, only, attacks, rates, seeds, alpha, embedder = sys.argv[1:8]
+split, only, attacks, rates, seeds, alpha, embedder, activations = sys.argv[1:9]
 only = set(filter(None, only.split(",")))
 suite = tomllib.load(open("datasets/suite.toml", "rb"))["dataset"]
 data = os.path.expanduser("~/.cache/poisongate-data")
@@ -81,6 +104,8 @@ for d in suite:
         if embedder:
             extra += ["--embedder", embedder]
             name += "+" + embedder
+        if activations == "1":
+            name += "+activations"
         for attack in attacks.split():
             if attack != "clean" and attack not in d["attacks"]:
                 continue
@@ -101,9 +126,24 @@ EOF
 while IFS='|' read -r half name input attack rate seed extra; do
   [ -z "$name" ] && continue
   out="$log/$name~$attack~$rate~$seed.json"
+  [ "$resume" = 1 ] && [ -f "$out" ] && continue
   bench_rate=$rate
   [ "$attack" = clean ] && bench_rate=0.1
   start=$(date +%s)
+  if [ "$activations" = 1 ]; then
+    work="$log/$name~$attack~$rate~$seed.model"
+    rm -rf "$work"
+    # shellcheck disable=SC2086
+    if ! eval "\"$bin\" bench \"$input\" --attack $attack --rate $bench_rate --attack-seed $seed \
+        --seed $seed --format json --quiet $extra --embedder raw --out \"$work\"" >"$work.json" \
+        2>"$out.err" || ! "$venv/bin/python" benches/activations.py "$work" --seed "$seed" \
+        --rows "$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["rows"])' "$work.json")" \
+        >>"$out.err" 2>&1; then
+      echo "note: $name $attack $rate seed $seed: activations failed: $(tail -c 300 "$out.err")" >&2
+      continue
+    fi
+    extra="$extra --embeddings \"$work/activations.npy\""
+  fi
   # shellcheck disable=SC2086
   if ! eval "\"$bin\" bench \"$input\" --attack $attack --rate $bench_rate --attack-seed $seed \
       --seed $seed --format json --quiet $extra" >"$out.partial" 2>"$out.err"; then

@@ -33,6 +33,8 @@ pub enum ConfigError {
     FeaturesWithPayload(&'static str),
     #[error("--features was given an empty column name")]
     EmptyFeature,
+    #[error("--embedder precomputed needs --embeddings FILE.npy")]
+    PrecomputedWithoutFile,
     #[error("{0} {1} is out of range; expected a value {2}")]
     Range(&'static str, String, &'static str),
     #[error(transparent)]
@@ -187,7 +189,18 @@ pub(super) fn detect_config(args: DetectArgs) -> Result<DetectConfig, ConfigErro
                 (View::Probe, vec![Spectral, Clustering, Knn]),
             ]
         }
-        EmbedderChoice::Auto => vec![],
+        // Given a model's activations: they take the probe's place. Label consistency stays on
+        // the raw view, because a model trained on poisoned data has learned its triggers: in
+        // its activations the poisons sit among their new label (digits, 10 % BadNets or blend,
+        // an MLP's penultimate layer: fused F1 0.000 on the activations alone, 1.000 with the
+        // raw view; benches/activations.py).
+        EmbedderChoice::Auto => vec![(View::Raw, vec![Knn, Clustering])],
+        EmbedderChoice::Precomputed => {
+            if args.embeddings.is_none() {
+                return Err(ConfigError::PrecomputedWithoutFile);
+            }
+            vec![]
+        }
         EmbedderChoice::Raw => vec![(View::Raw, all())],
         EmbedderChoice::Minilm => vec![(View::Minilm, all())],
         // As auto, with the ImageNet features where the raw pixels were.
@@ -366,7 +379,18 @@ mod tests {
         };
         assert_eq!(views(&[]), [View::Raw, View::Probe]);
         assert_eq!(views(&["--embedder", "probe"]), [View::Probe]);
-        assert_eq!(views(&["--embeddings", "e.npy"]), [View::Precomputed]);
+        assert_eq!(
+            views(&["--embeddings", "e.npy"]),
+            [View::Precomputed, View::Raw]
+        );
+        assert_eq!(
+            views(&["--embeddings", "e.npy", "--embedder", "precomputed"]),
+            [View::Precomputed]
+        );
+        assert!(matches!(
+            config(&["--embedder", "precomputed"]),
+            Err(ConfigError::PrecomputedWithoutFile)
+        ));
         assert_eq!(
             views(&["--embeddings", "e.npy", "--embedder", "raw"]),
             [View::Precomputed, View::Raw]

@@ -86,12 +86,15 @@ pub struct DetectArgs {
     #[arg(long, value_enum, default_value_t = crate::device::DeviceChoice::Auto)]
     pub device: crate::device::DeviceChoice,
 
-    /// Representations to compute: `auto` uses the probe for spectral signatures and
-    /// activation clustering and the raw view for k-NN label consistency.
+    /// Representations to compute: `auto` uses the probe (or the --embeddings file) for
+    /// spectral signatures and activation clustering and the raw view for k-NN label
+    /// consistency.
     #[arg(long, value_enum, default_value_t = EmbedderChoice::Auto)]
     pub embedder: EmbedderChoice,
 
-    /// Precomputed embeddings: float32/float64 .npy, n x d, rows in dataset order.
+    /// Precomputed embeddings (a model's activations, or any vectors): float32/float64 .npy,
+    /// n x d, rows in dataset order. They are added to the raw view, not put in its place
+    /// (see --embedder).
     #[arg(long, value_name = "FILE.npy")]
     pub embeddings: Option<PathBuf>,
 
@@ -174,7 +177,8 @@ pub struct DetectArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum EmbedderChoice {
     /// Probe view for spectral and clustering, raw view for k-NN (for text, the minilm view
-    /// stands in for raw).
+    /// stands in for raw). With --embeddings, the file takes the probe's place: every detector
+    /// runs on it, and label consistency is still judged on the raw view.
     Auto,
     /// Standardised features or [0, 1] pixels for every detector (for text: minilm).
     Raw,
@@ -189,6 +193,10 @@ pub enum EmbedderChoice {
     Probe,
     /// Both views for every detector (for comparing; slower).
     All,
+    /// Only the --embeddings file, for every detector: no raw view (for text, no MiniLM). A
+    /// model's activations hide what its training learned: a planted trigger's samples sit
+    /// with their new label, so label consistency cannot see them there.
+    Precomputed,
 }
 
 #[derive(Debug, clap::Args)]

@@ -202,6 +202,23 @@ fn precomputed_vectors_are_used_and_named_in_the_report() {
     let views = &run.json["detection"]["views"];
     assert_eq!(views[0]["view"], "precomputed");
     assert_eq!(views[0]["dim"], 2);
+    // Label consistency is still judged on the raw view: a model's activations keep a
+    // learned trigger's poisons among their new label.
+    assert_eq!(views[1]["view"], "raw");
+    assert_eq!(views.as_array().unwrap().len(), 2);
+    let only = scan_json(
+        fixture("digits/digits.csv"),
+        &[
+            "--embeddings",
+            e.to_str().unwrap(),
+            "--embedder",
+            "precomputed",
+        ],
+    );
+    assert_eq!(only.code, 0, "{}", only.stderr);
+    let views = only.json["detection"]["views"].as_array().unwrap();
+    assert_eq!(views.len(), 1);
+    assert_eq!(views[0]["view"], "precomputed");
 }
 
 #[test]
