@@ -68,7 +68,7 @@ if [ "$activations" = 1 ]; then
   fi
 fi
 
-# One line per run to do: split|name|input|attack|rate|seed|extra arguments. The suite file
+# One line per run to do: split|name|input|attack|rate|seed|dataset rows|extra arguments. The suite file
 # says which attacks suit each dataset, its target, and its patch size.
 plan=$(python3 - "$split" "$only" "$attacks" "$rates" "$seeds" "$blend_alpha" "$embedder" \
   "$activations" <<'EOF'
@@ -119,11 +119,12 @@ for d in suite:
                 args += ["--source", d["source"]]
             for rate in (["0"] if attack == "clean" else rates.split()):
                 for seed in seeds.split():
-                    print("|".join([d["split"], name, path, attack, rate, seed, shlex.join(args)]))
+                    print("|".join([d["split"], name, path, attack, rate, seed, str(d["rows"]),
+                                    shlex.join(args)]))
 EOF
 )
 
-while IFS='|' read -r half name input attack rate seed extra; do
+while IFS='|' read -r half name input attack rate seed rows extra; do
   [ -z "$name" ] && continue
   out="$log/$name~$attack~$rate~$seed.json"
   [ "$resume" = 1 ] && [ -f "$out" ] && continue
@@ -135,9 +136,9 @@ while IFS='|' read -r half name input attack rate seed extra; do
     rm -rf "$work"
     # shellcheck disable=SC2086
     if ! eval "\"$bin\" bench \"$input\" --attack $attack --rate $bench_rate --attack-seed $seed \
-        --seed $seed --format json --quiet $extra --embedder raw --out \"$work\"" >"$work.json" \
+        --seed $seed --format json --quiet $extra --embedder raw --out \"$work\"" >/dev/null \
         2>"$out.err" || ! "$venv/bin/python" benches/activations.py "$work" --seed "$seed" \
-        --rows "$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["rows"])' "$work.json")" \
+        --rows "$rows" \
         >>"$out.err" 2>&1; then
       echo "note: $name $attack $rate seed $seed: activations failed: $(tail -c 300 "$out.err")" >&2
       continue
@@ -162,7 +163,7 @@ runs = {}
 for line in plan.splitlines():
     if not line.strip():
         continue
-    half, name, _, attack, rate, seed, _ = line.split("|", 6)
+    half, name, _, attack, rate, seed, _, _ = line.split("|", 7)
     f = os.path.join(log, f"{name}~{attack}~{rate}~{seed}.json")
     if not os.path.exists(f):
         continue
