@@ -2,8 +2,9 @@
 //! the gate passes, with no poison rate given. It keeps two kinds of finding apart:
 //!
 //! - **Label issues** (a warning): samples whose neighbours in the judged view (the raw view
-//!   by default; MiniLM for text) mostly carry one other label, and in the probe view too
-//!   when the probe ran k-NN ([`labels`]). Natural data has them: a shirt that looks like a
+//!   by default; MiniLM for text) mostly carry one other label, and in the probe view (or
+//!   else the `--embeddings` vectors) too when it ran k-NN ([`labels`]). Natural data has
+//!   them: a shirt that looks like a
 //!   T-shirt, a borderline tumour. They are ranked and reported, and fail the gate only with
 //!   `--strict` or above `--max-label-issues`.
 //! - **Suspected poisoning** (fails the gate): coordinated evidence, each piece from a test

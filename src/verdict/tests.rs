@@ -114,12 +114,32 @@ fn strong_neighbour_disagreement_is_a_label_issue_that_the_probe_must_confirm() 
     let p = votes(&s, 0, &[5], 9);
     let both = decide(
         &s,
-        &[(View::Raw, v), (View::Probe, p)],
+        &[(View::Raw, v.clone()), (View::Probe, p.clone())],
         None,
         None,
         &VerdictConfig::default(),
     );
     let issues: Vec<usize> = (0..200).filter(|&i| both.label_issues[i]).collect();
+    assert_eq!(issues, [5]);
+    // Without a probe, the --embeddings vectors confirm; with both, the probe does.
+    let e = votes(&s, 0, &[9], 9);
+    let precomputed = decide(
+        &s,
+        &[(View::Raw, v.clone()), (View::Precomputed, e.clone())],
+        None,
+        None,
+        &VerdictConfig::default(),
+    );
+    let issues: Vec<usize> = (0..200).filter(|&i| precomputed.label_issues[i]).collect();
+    assert_eq!(issues, [9]);
+    let all = decide(
+        &s,
+        &[(View::Raw, v), (View::Precomputed, e), (View::Probe, p)],
+        None,
+        None,
+        &VerdictConfig::default(),
+    );
+    let issues: Vec<usize> = (0..200).filter(|&i| all.label_issues[i]).collect();
     assert_eq!(issues, [5]);
 }
 

@@ -26,7 +26,8 @@
 //! 3. **Fire.** A half fires when its `self_share` is at most `threshold` (0.9), at least
 //!    `gap` (0.1) below its sibling's (one half of the class is a copy of other classes, the
 //!    other is not), and an outlier among all classes' halves: at least `z` robust standard
-//!    deviations below their median, `z` the normal quantile at `alpha / halves`. With fewer
+//!    deviations below their median, `z` the normal quantile at `alpha / halves`, the half's
+//!    own sampling error added to the spread (see `OutlierCut`). With fewer
 //!    than five classes the test does not fire (see `outlier_cut`). With the fixed cuts alone,
 //!    in `benches/quality.sh --seeds "0 1 2"` (digits table, digits images, MNIST;
 //!    2026-12-02) the planted halves scored 0.491 to 0.851 and every other class's
@@ -124,6 +125,8 @@ pub fn run(points: &Points<'_>, excluded: &[bool], config: &ShiftConfig) -> (Det
     let mut order: Vec<u32> = (0..n as u32).collect();
     order.shuffle(&mut StdRng::seed_from_u64(config.seed));
     let mut halves = Vec::new();
+    // Per half: how many of its samples the mixing statistic averaged over.
+    let mut tested_sizes = Vec::new();
     let mut splits = Vec::new();
     for (class, rows) in classes.iter().enumerate() {
         let seed = config.seed.wrapping_add(class as u64);
@@ -155,6 +158,7 @@ pub fn run(points: &Points<'_>, excluded: &[bool], config: &ShiftConfig) -> (Det
                 config,
                 seed.wrapping_add(h as u64),
             );
+            tested_sizes.push(tested.len().min(others.len()).min(config.sample));
             halves.push(Half {
                 class: class as u32,
                 members,
@@ -174,7 +178,7 @@ pub fn run(points: &Points<'_>, excluded: &[bool], config: &ShiftConfig) -> (Det
                 halves[2 * p + 1 - h].self_share,
             );
             if let (Some(v), Some(s), Some(cut)) = (v, s, outlier) {
-                if fires(v, s, config) && v <= cut {
+                if fires(v, s, config) && cut.is_outlier(v, tested_sizes[2 * p + h]) {
                     let flagged = members_in_own_half(points, rows, side, h == 1, config.k);
                     let half = &mut halves[2 * p + h];
                     half.fired = true;
@@ -191,15 +195,34 @@ pub fn run(points: &Points<'_>, excluded: &[bool], config: &ShiftConfig) -> (Det
     (detection(points, &copies.halves, config), copies)
 }
 
-/// The self-share at or below which a half is an outlier among all tested halves: the median
-/// less `z` robust standard deviations (1.4826 MAD), `z` the normal quantile at
-/// `alpha / halves` (Bonferroni). None when fewer than [`MIN_CLASSES`] classes were tested: with
-/// two, "the other classes" are one class, and a part of a class that resembles it is natural
-/// overlap as often as a copy (a 2-class medical table fired at 0.76 with the fixed cuts
-/// alone); with three or four, the median and MAD of six or eight halves are too rough a
-/// yardstick (on the 3-class wine table under label flips, the probe view's halves fired).
-/// A MAD of 0 leaves the fixed cuts to decide.
-fn outlier_cut(halves: &[Half], config: &ShiftConfig) -> Option<f64> {
+/// The yardstick for "an outlier among all tested halves": their median, their spread (1.4826
+/// MAD) and `z`, the normal quantile at `alpha / halves` (Bonferroni). None when fewer than
+/// [`MIN_CLASSES`] classes were tested: with two, "the other classes" are one class, and a
+/// part of a class that resembles it is natural overlap as often as a copy (a 2-class medical
+/// table fired at 0.76 with the fixed cuts alone); with three or four, the median and MAD of
+/// six or eight halves are too rough a yardstick (on the 3-class wine table under label
+/// flips, the probe view's halves fired).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct OutlierCut {
+    median: f64,
+    sd: f64,
+    z: f64,
+}
+
+impl OutlierCut {
+    /// A half with self-share `v` measured on `q` samples is an outlier when it is more than
+    /// `z` standard deviations below the median, counting both the spread among halves and
+    /// the half's own sampling error: `v` is a mean of `q` per-sample shares in [0, 1], whose
+    /// standard error is at most `sqrt(v (1 - v) / q)`. A small half's statistic is noisy
+    /// (on the 27-class forbes table, a clean half of 12 companies scored 0.345 and fired
+    /// on the spread alone).
+    fn is_outlier(&self, v: f64, q: usize) -> bool {
+        let sampling = v * (1.0 - v) / q.max(1) as f64;
+        v <= self.median - self.z * (self.sd * self.sd + sampling).sqrt()
+    }
+}
+
+fn outlier_cut(halves: &[Half], config: &ShiftConfig) -> Option<OutlierCut> {
     let shares: Vec<f64> = halves.iter().filter_map(|h| h.self_share).collect();
     let mut tested: Vec<u32> = halves
         .iter()
@@ -212,7 +235,7 @@ fn outlier_cut(halves: &[Half], config: &ShiftConfig) -> Option<f64> {
     }
     let (median, sd) = super::robust::median_sd(&shares);
     let z = super::stats::normal_isf(config.alpha / shares.len() as f64);
-    Some(median - z * sd)
+    Some(OutlierCut { median, sd, z })
 }
 
 /// A half with self-share `v` whose sibling has `sibling` is a shifted copy: mixed with the

@@ -220,6 +220,13 @@ fn the_outlier_cut_is_the_median_less_z_robust_deviations() {
         .collect();
     let cut = outlier_cut(&halves, &ShiftConfig::default()).unwrap();
     let z = crate::detect::stats::normal_isf(0.01 / 10.0);
-    assert!((cut - (0.95 - z * 1.4826 * 0.01)).abs() < 1e-9, "{cut}");
+    let sd = 1.4826 * 0.01;
+    assert!((cut.median - 0.95).abs() < 1e-9 && (cut.sd - sd).abs() < 1e-9 && cut.z == z);
     assert!(outlier_cut(&halves[..8], &ShiftConfig::default()).is_none());
+    // A half of 400 samples at 0.8 is far below; the same share measured on 12 samples has
+    // a standard error of about 0.115 and is not.
+    assert!(cut.is_outlier(0.8, 400));
+    assert!(!cut.is_outlier(0.8, 12));
+    let bound = |q: f64| 0.95 - z * (sd * sd + 0.8 * 0.2 / q).sqrt();
+    assert!(bound(400.0) > 0.8 && bound(12.0) < 0.8);
 }
