@@ -11,7 +11,11 @@
 #
 # Usage: bash benches/quality.sh [--split tuning|test|all] [--only NAME[,NAME]]
 #          [--attacks "clean badnets blend flip"] [--rates "0.05 0.1"] [--seeds "0"]
-#          [--blend-alpha 0.15] [--embedder E] [--activations] [--resume] [--bin PATH]
+#          [--blend-alpha 0.15] [--patch N] [--embedder E] [--activations] [--resume]
+#          [--bin PATH]
+#        --patch N: BadNets patch size (pixels; trigger columns for tables) for every dataset,
+#        in place of the suite file's; the rows are then named NAME+patchN. A --blend-alpha
+#        other than 0.15 names them NAME+alphaA.
 #        --resume: keep the runs already in $QUALITY_LOG (same binary and options assumed)
 #        and do only the missing ones.
 #        --activations: judge each run on a model's own activations, as a user who brings
@@ -33,6 +37,7 @@ blend_alpha=0.15
 embedder=""
 activations=0
 resume=0
+patch=""
 bin=""
 while [ $# -gt 0 ]; do
   case $1 in
@@ -45,6 +50,7 @@ while [ $# -gt 0 ]; do
     --embedder) embedder=$2; shift 2 ;;
     --activations) activations=1; shift ;;
     --resume) resume=1; shift ;;
+    --patch) patch=$2; shift 2 ;;
     --bin) bin=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
@@ -71,9 +77,9 @@ fi
 # One line per run to do: split|name|input|attack|rate|seed|dataset rows|extra arguments. The suite file
 # says which attacks suit each dataset, its target, and its patch size.
 plan=$(python3 - "$split" "$only" "$attacks" "$rates" "$seeds" "$blend_alpha" "$embedder" \
-  "$activations" <<'EOF'
+  "$activations" "$patch" <<'EOF'
 import os, shlex, subprocess, sys, tomllib
-split, only, attacks, rates, seeds, alpha, embedder, activations = sys.argv[1:9]
+split, only, attacks, rates, seeds, alpha, embedder, activations, patch = sys.argv[1:10]
 only = set(filter(None, only.split(",")))
 suite = tomllib.load(open("datasets/suite.toml", "rb"))["dataset"]
 data = os.path.expanduser("~/.cache/poisongate-data")
@@ -106,13 +112,18 @@ for d in suite:
             name += "+" + embedder
         if activations == "1":
             name += "+activations"
+        if patch:
+            name += "+patch" + patch
+        if float(alpha) != 0.15:
+            name += "+alpha" + alpha
         for attack in attacks.split():
             if attack != "clean" and attack not in d["attacks"]:
                 continue
             args = list(extra)
             if attack == "badnets" and kind != "text":
                 # The digits' 8x8 images take a 2-pixel patch (3x3 would cover 14 %).
-                args += ["--patch", "2" if name.startswith("digits-images") else str(d.get("patch", 3))]
+                size = "2" if name.startswith("digits-images") else str(d.get("patch", 3))
+                args += ["--patch", patch or size]
             if attack == "blend":
                 args += ["--alpha", alpha]
             if attack == "targeted-flip" and "source" in d:
@@ -139,8 +150,9 @@ while IFS='|' read -r half name input attack rate seed rows extra; do
         --seed $seed --format json --quiet $extra --embedder raw --out \"$work\"" >/dev/null \
         2>"$out.err" || ! "$venv/bin/python" benches/activations.py "$work" --seed "$seed" \
         --rows "$rows" \
-        >>"$out.err" 2>&1; then
-      echo "note: $name $attack $rate seed $seed: activations failed: $(tail -c 300 "$out.err")" >&2
+        >"$work/activations.log" 2>&1; then
+      echo "note: $name $attack $rate seed $seed: activations failed: $(tail -c 300 "$out.err" \
+        "$work/activations.log" 2>/dev/null)" >&2
       continue
     fi
     extra="$extra --embeddings \"$work/activations.npy\""
