@@ -67,8 +67,6 @@ pub(super) struct LabelEvidence {
     pub evidence: Vec<f64>,
     pub issue: Vec<bool>,
     pub island: Vec<bool>,
-    /// Per subset row: the share of its neighbours in the judged view with another label.
-    pub disagreement: Vec<f64>,
     /// Per sample: the share of its own label among its neighbours' neighbours.
     pub own_nearby: Vec<f64>,
     /// Per class: judged by its neighbours (more than k members).
@@ -126,7 +124,6 @@ pub(super) fn gather(
         issue[i] = evidence[i] >= config.neighbour_share;
     }
     let own_nearby = own_share_nearby(subset, votes, &issue);
-    let disagreement = votes.other.iter().map(|&o| o as f64 / k as f64).collect();
     let island = (0..n)
         .map(|i| issue[i] && own_nearby[i] <= ISLAND_OWN_SHARE)
         .collect();
@@ -137,7 +134,6 @@ pub(super) fn gather(
             evidence,
             issue,
             island,
-            disagreement,
             own_nearby,
             judged,
             confirm: confirm.map(|(v, c)| (v, c.top_other.iter().map(|t| t.1).collect())),
@@ -193,6 +189,7 @@ pub(super) struct NoiseTest {
 pub(super) fn noise_test(
     members: &[Vec<u32>],
     e: &LabelEvidence,
+    votes: &Votes,
     config: &VerdictConfig,
 ) -> Option<NoiseTest> {
     let mut rates: Vec<(f64, usize, usize, f64)> = members
@@ -201,7 +198,9 @@ pub(super) fn noise_test(
         .filter(|(c, m)| e.judged[*c] && !m.is_empty())
         .map(|(_, m)| {
             let islands = m.iter().filter(|&&r| e.island[r as usize]).count();
-            let disagreement: f64 = m.iter().map(|&r| e.disagreement[r as usize]).sum();
+            // Summed over the class: each sample's share of neighbours with another label.
+            let disagreement =
+                m.iter().map(|&r| votes.other[r as usize]).sum::<u32>() as f64 / e.k as f64;
             (
                 islands as f64 / m.len() as f64,
                 islands,

@@ -4,9 +4,8 @@
 //! - **Label issues** (a warning): samples whose neighbours in the judged view (the raw view
 //!   by default; MiniLM for text) mostly carry one other label, and in the probe view (or
 //!   else the `--embeddings` vectors) too when it ran k-NN ([`labels`]). Natural data has
-//!   them: a shirt that looks like a
-//!   T-shirt, a borderline tumour. They are ranked and reported, and fail the gate only with
-//!   `--strict` or above `--max-label-issues`.
+//!   them: a shirt that looks like a T-shirt, a borderline tumour. They are ranked and
+//!   reported, and fail the gate only with `--strict` or above `--max-label-issues`.
 //! - **Suspected poisoning** (fails the gate): coordinated evidence, each piece from a test
 //!   whose cut comes from the data's own null or from theory, at a family-wise level `alpha`:
 //!   1. *Label noise in excess* ([`labels`]): isolated contradictions (label issues with
@@ -324,7 +323,7 @@ fn noise(
     votes: &Votes,
     config: &VerdictConfig,
 ) {
-    let Some(test) = labels::noise_test(members, e, config) else {
+    let Some(test) = labels::noise_test(members, e, votes, config) else {
         return;
     };
     verdict.tests.push(DatasetTest {

@@ -192,6 +192,7 @@ fn a_fired_shifted_copy_flags_its_chosen_members_and_nothing_else() {
         class: 0,
         members,
         self_share: Some(share),
+        sample: 400,
         fired,
         flagged,
     };

@@ -102,6 +102,8 @@ pub struct Half {
     pub members: Vec<u32>,
     /// The mixing statistic, when the half had enough samples to test.
     pub self_share: Option<f64>,
+    /// How many of the half's samples that statistic averaged over (0 when untested).
+    pub sample: usize,
     /// The half fired: its members flagged by the member rule are in `flagged`.
     pub fired: bool,
     pub flagged: Vec<u32>,
@@ -125,8 +127,6 @@ pub fn run(points: &Points<'_>, excluded: &[bool], config: &ShiftConfig) -> (Det
     let mut order: Vec<u32> = (0..n as u32).collect();
     order.shuffle(&mut StdRng::seed_from_u64(config.seed));
     let mut halves = Vec::new();
-    // Per half: how many of its samples the mixing statistic averaged over.
-    let mut tested_sizes = Vec::new();
     let mut splits = Vec::new();
     for (class, rows) in classes.iter().enumerate() {
         let seed = config.seed.wrapping_add(class as u64);
@@ -151,18 +151,18 @@ pub fn run(points: &Points<'_>, excluded: &[bool], config: &ShiftConfig) -> (Det
                 .copied()
                 .filter(|&r| !excluded[r as usize])
                 .collect();
-            let self_share = mixing(
+            let mixed = mixing(
                 points,
                 &tested,
                 &others,
                 config,
                 seed.wrapping_add(h as u64),
             );
-            tested_sizes.push(tested.len().min(others.len()).min(config.sample));
             halves.push(Half {
                 class: class as u32,
                 members,
-                self_share,
+                self_share: mixed.map(|m| m.0),
+                sample: mixed.map_or(0, |m| m.1),
                 fired: false,
                 flagged: Vec::new(),
             });
@@ -178,7 +178,7 @@ pub fn run(points: &Points<'_>, excluded: &[bool], config: &ShiftConfig) -> (Det
                 halves[2 * p + 1 - h].self_share,
             );
             if let (Some(v), Some(s), Some(cut)) = (v, s, outlier) {
-                if fires(v, s, config) && cut.is_outlier(v, tested_sizes[2 * p + h]) {
+                if fires(v, s, config) && cut.is_outlier(v, halves[2 * p + h].sample) {
                     let flagged = members_in_own_half(points, rows, side, h == 1, config.k);
                     let half = &mut halves[2 * p + h];
                     half.fired = true;
@@ -356,15 +356,15 @@ fn distance(x: &[f32], centre: &[f64]) -> f64 {
 }
 
 /// The mixing statistic of `half` against `others` (a random sample of the other classes, in
-/// random order): None when either has no more than `k` rows (too few for a neighbourhood
-/// that could mix).
+/// random order), and how many of the half's samples it averaged over: None when either has
+/// no more than `k` rows (too few for a neighbourhood that could mix).
 fn mixing(
     points: &Points<'_>,
     half: &[u32],
     others: &[u32],
     config: &ShiftConfig,
     seed: u64,
-) -> Option<f64> {
+) -> Option<(f64, usize)> {
     let q = half.len().min(others.len()).min(config.sample);
     let k = config.k;
     if q <= k || k == 0 {
@@ -404,7 +404,7 @@ fn mixing(
         .iter()
         .filter(|&&j| (j as usize) < q)
         .count();
-    Some(own as f64 / (q * k) as f64)
+    Some((own as f64 / (q * k) as f64, q))
 }
 
 /// The members of the half `side == which` of the class `rows` whose `k` nearest neighbours

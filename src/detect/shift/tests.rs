@@ -211,6 +211,7 @@ fn the_outlier_cut_is_the_median_less_z_robust_deviations() {
         class,
         members: Vec::new(),
         self_share: Some(share),
+        sample: 400,
         fired: false,
         flagged: Vec::new(),
     };
