@@ -7,13 +7,13 @@
 //! so that the same seed gives the same embedding.
 
 use candle_core::{DType, Device, Module, Tensor, Var, D};
-use candle_nn::{Conv2d, Conv2dConfig, Linear, Optimizer};
+use candle_nn::{Linear, Optimizer};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use super::{raw, CandleContext, EmbedError, Embedding, Subset, View};
+use super::{conv, raw, CandleContext, EmbedError, Embedding, Subset, View};
 use crate::dataset::{Images, Payload};
 use crate::progress::Progress;
 
@@ -65,8 +65,8 @@ enum Net {
     },
     Cnn {
         pool: usize,
-        c1: Conv2d,
-        c2: Conv2d,
+        c1: Conv,
+        c2: Conv,
         features: Linear,
     },
 }
@@ -104,16 +104,54 @@ impl Init {
         Ok(Linear::new(w, Some(b)))
     }
 
-    fn conv(&mut self, inputs: usize, outputs: usize) -> Result<Conv2d, EmbedError> {
+    fn conv(&mut self, inputs: usize, outputs: usize) -> Result<Conv, EmbedError> {
         let fan_in = inputs * 9;
-        let w = self.uniform(&[outputs, inputs, 3, 3], fan_in)?;
-        let b = self.uniform(&[outputs], fan_in)?;
-        let config = Conv2dConfig {
-            padding: 1,
-            ..Default::default()
-        };
-        Ok(Conv2d::new(w, Some(b), config))
+        let weight = self.uniform(&[outputs, inputs, 3, 3], fan_in)?;
+        let bias = self.uniform(&[outputs], fan_in)?;
+        Ok(Conv { weight, bias })
     }
+}
+
+/// A 3x3 convolution with padding 1 and a bias: im2col and GEMM on the CPU ([`conv`]),
+/// candle's `conv2d` elsewhere.
+struct Conv {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Conv {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if x.device().is_cpu() {
+            conv::conv3x3(x, &self.weight, &self.bias)
+        } else {
+            let bias = self.bias.reshape((1, (), 1, 1))?;
+            x.conv2d(&self.weight, 1, 1, 1, 1)?.broadcast_add(&bias)
+        }
+    }
+}
+
+/// ReLU, then a 2x2 max-pool: one fused op with its gradient on the CPU ([`conv`]). Elsewhere
+/// the pool is a maximum over reshaped windows rather than candle's `max_pool2d`, whose
+/// gradient is scaled by the share of the window at the maximum (see [`conv`]'s tests).
+fn relu_pool(x: &Tensor) -> candle_core::Result<Tensor> {
+    if x.device().is_cpu() {
+        conv::relu_max_pool2(x)
+    } else {
+        relu_pool_reshaped(x)
+    }
+}
+
+/// [`relu_pool`] from candle's ops (any device).
+fn relu_pool_reshaped(x: &Tensor) -> candle_core::Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let (oh, ow) = (h / 2, w / 2);
+    x.relu()?
+        .narrow(2, 0, 2 * oh)?
+        .narrow(3, 0, 2 * ow)?
+        .contiguous()?
+        .reshape((n, c, oh, 2, ow, 2))?
+        .max(5)?
+        .max(3)
 }
 
 impl Probe {
@@ -131,8 +169,8 @@ impl Probe {
                 } else {
                     x.clone()
                 };
-                let x = c1.forward(&x)?.relu()?.max_pool2d(2)?;
-                let x = c2.forward(&x)?.relu()?.max_pool2d(2)?;
+                let x = relu_pool(&c1.forward(&x)?)?;
+                let x = relu_pool(&c2.forward(&x)?)?;
                 features.forward(&x.flatten_from(1)?)?.relu()
             }
         }
@@ -421,5 +459,145 @@ mod tests {
         .unwrap();
         assert_eq!(e.matrix.dims(), [20, 6]);
         assert!(e.training.unwrap().architecture.starts_with("cnn 3x10x12"));
+    }
+
+    /// The pool the GPU runs (candle's ops) against the CPU's fused op, values and gradient.
+    #[test]
+    fn both_pools_agree_on_values_and_gradient() {
+        let mut rng = StdRng::seed_from_u64(6);
+        let v: Vec<f32> = (0..2 * 3 * 9 * 6)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect();
+        let x = Var::from_vec(v, (2, 3, 9, 6), &Device::Cpu).unwrap();
+        let host = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let run = |pool: fn(&Tensor) -> candle_core::Result<Tensor>| {
+            let y = pool(&x).unwrap();
+            let g = (&y * &y).unwrap().sum_all().unwrap().backward().unwrap();
+            (host(&y), host(g.get(&x).unwrap()))
+        };
+        assert_eq!(run(conv::relu_max_pool2), run(relu_pool_reshaped));
+    }
+
+    /// Two classes of 16x16 grey images: a bright top half or a bright bottom half, in noise.
+    #[cfg(feature = "cuda")]
+    fn halves(n: usize) -> (Payload, Subset) {
+        let mut rng = StdRng::seed_from_u64(8);
+        let mut pixels = Vec::with_capacity(n * 256);
+        for i in 0..n {
+            pixels.extend((0..256).map(|p| {
+                let bright = (p < 128) == (i % 2 == 0);
+                let base = if bright { 170 } else { 60 };
+                base + rng.random_range(0..60u8)
+            }));
+        }
+        let img = Images {
+            width: 16,
+            height: 16,
+            channels: 1,
+            pixels,
+            status: vec![crate::dataset::ImageStatus::Failed(String::new()); n],
+        };
+        let subset = Subset {
+            rows: (0..n as u32).collect(),
+            labels: (0..n as u32).map(|i| i % 2).collect(),
+            n_classes: 2,
+            excluded: Vec::new(),
+        };
+        (Payload::Images(img), subset)
+    }
+
+    /// The probe's convolution on the GPU (candle's `conv2d`) against the CPU op, values and
+    /// the gradients of input, weight and bias.
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn cuda_convolution_matches_the_cpu_op() {
+        let Some(gpu) = crate::device::test_gpu() else {
+            return;
+        };
+        let mut rng = StdRng::seed_from_u64(4);
+        let mut random = |shape: &[usize]| {
+            let n = shape.iter().product();
+            let v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+            Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+        };
+        let (n, c, h, w, o) = (33, 16, 14, 14, 32);
+        let (x, weight, bias, probe) = (
+            random(&[n, c, h, w]),
+            random(&[o, c, 3, 3]),
+            random(&[o]),
+            random(&[n, o, h, w]),
+        );
+        let run = |device: &Device| {
+            let vars: Vec<Var> = [&x, &weight, &bias]
+                .iter()
+                .map(|t| Var::from_tensor(&t.to_device(device).unwrap()).unwrap())
+                .collect();
+            let conv = Conv {
+                weight: vars[1].as_tensor().clone(),
+                bias: vars[2].as_tensor().clone(),
+            };
+            let y = conv.forward(&vars[0]).unwrap();
+            let grads = (&y * probe.to_device(device).unwrap())
+                .and_then(|l| l.sum_all())
+                .and_then(|l| l.backward())
+                .unwrap();
+            let host = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let mut out = vec![host(&y)];
+            out.extend(vars.iter().map(|v| host(grads.get(v).unwrap())));
+            out
+        };
+        let (cpu, cuda) = (run(&Device::Cpu), run(&gpu));
+        for (what, (a, b)) in ["output", "input grad", "weight grad", "bias grad"]
+            .iter()
+            .zip(cpu.iter().zip(&cuda))
+        {
+            let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(
+                diff <= 1e-4 * scale.max(1.0),
+                "{what}: {diff} (scale {scale})"
+            );
+        }
+    }
+
+    /// The whole probe trained on the GPU learns what it learns on the CPU. The runs are not
+    /// bitwise equal (the devices add in different orders), so the check is on what they learn.
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn cuda_probe_learns_like_the_cpu_probe() {
+        let Some(gpu) = crate::device::test_gpu() else {
+            return;
+        };
+        let (payload, subset) = halves(400);
+        let config = ProbeConfig {
+            epochs: Some(5),
+            width: 16,
+            ..Default::default()
+        };
+        for device in [Device::Cpu, gpu] {
+            let e = embed(
+                &payload,
+                None,
+                &subset,
+                &config,
+                &device,
+                &Progress::hidden(),
+            )
+            .unwrap();
+            assert_eq!(e.matrix.dims(), [400, 16]);
+            let t = e.training.unwrap();
+            assert!(
+                t.architecture.starts_with("cnn 1x16x16"),
+                "{}",
+                t.architecture
+            );
+            let last = *t.accuracy.last().unwrap();
+            assert!(
+                last > 0.95,
+                "{}: accuracy {:?}",
+                crate::device::name(&device),
+                t.accuracy
+            );
+        }
     }
 }
