@@ -6,6 +6,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use poisongate::ExitStatus;
 
+/// candle allocates a new buffer for every tensor op. glibc's malloc maps and unmaps each one
+/// above 128 KiB, so training the probe spent more time faulting fresh pages in the kernel
+/// than computing (benches/RESULTS.md); mimalloc keeps freed memory for reuse.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = match poisongate::cli::Args::try_parse() {
         Ok(args) => args,

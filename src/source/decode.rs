@@ -69,12 +69,23 @@ pub fn decode_all(
     let channels = if grey * 2 > ok.len() { 1 } else { 3 };
     let per_image = (width * height * channels) as usize;
     let total = per_image.saturating_mul(items.len());
+    let gib = |bytes: u64| bytes as f64 / (1u64 << 30) as f64;
+    // The allocator may grant far more than the machine holds (lazily mapped pages), and the
+    // first pixels written would then be killed for memory: compare with what is available.
+    if let Some(available) = available_memory().filter(|&a| total as u64 > a) {
+        return Err(format!(
+            "{} images at {width}x{height}x{channels} need {:.1} GiB, more than the {:.1} GiB of memory available; choose a smaller --image-size",
+            items.len(),
+            gib(total as u64),
+            gib(available)
+        ));
+    }
     let mut pixels = Vec::new();
     if pixels.try_reserve_exact(total).is_err() {
         return Err(format!(
             "{} images at {width}x{height}x{channels} need {:.1} GiB, which cannot be allocated; choose a smaller --image-size",
             items.len(),
-            total as f64 / (1u64 << 30) as f64
+            gib(total as u64)
         ));
     }
     pixels.resize(total, 0u8);
@@ -209,6 +220,15 @@ fn decode_one(item: &Encoded<'_>) -> Result<DynamicImage, String> {
     limits.max_alloc = Some(MAX_ALLOC);
     r.limits(limits);
     r.decode().map_err(decode_error)
+}
+
+/// Memory the system can give without swapping (`MemAvailable` of /proc/meminfo, in bytes),
+/// where the system says.
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib.saturating_mul(1024))
 }
 
 #[cfg(test)]
