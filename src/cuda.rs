@@ -151,19 +151,6 @@ mod tests {
     use candle_core::{CustomOp1, Device, Tensor};
     use rand::{Rng, SeedableRng};
 
-    fn gpu() -> Option<Device> {
-        match Device::new_cuda(0) {
-            Ok(d) => Some(d),
-            Err(e) => {
-                eprintln!(
-                    "skipped: no CUDA GPU answered ({})",
-                    e.to_string().lines().next().unwrap_or("")
-                );
-                None
-            }
-        }
-    }
-
     struct Tiled {
         k: usize,
         block: usize,
@@ -238,7 +225,9 @@ mod tests {
 
     #[test]
     fn cuda_knn_matches_the_cpu_reference() {
-        let Some(gpu) = gpu() else { return };
+        let Some(gpu) = crate::device::test_gpu() else {
+            return;
+        };
         let mut rng = rand::rngs::StdRng::seed_from_u64(21);
         // (n, d, k, block, tile): tiles that do not divide n, d = 1, k = n - 1, k at the
         // kernel's limit, the default tiles.
@@ -256,7 +245,9 @@ mod tests {
 
     #[test]
     fn cuda_knn_holds_with_large_norms() {
-        let Some(gpu) = gpu() else { return };
+        let Some(gpu) = crate::device::test_gpu() else {
+            return;
+        };
         let mut rng = rand::rngs::StdRng::seed_from_u64(22);
         let (n, d) = (1500, 64);
         let values: Vec<f32> = (0..n * d)
@@ -267,7 +258,9 @@ mod tests {
 
     #[test]
     fn cuda_knn_refuses_more_than_it_can_keep() {
-        let Some(gpu) = gpu() else { return };
+        let Some(gpu) = crate::device::test_gpu() else {
+            return;
+        };
         let x = Tensor::zeros((100, 2), candle_core::DType::F32, &gpu).unwrap();
         let err = x
             .apply_op1_no_bwd(&crate::detect::exact::KnnOp { k: KNN_MAX_K + 1 })

@@ -65,6 +65,22 @@ pub fn name(device: &Device) -> &'static str {
     }
 }
 
+/// A GPU for the CUDA cross-check tests (their names start with `cuda_`), or None with the
+/// reason printed: they skip where no GPU answers.
+#[cfg(all(test, feature = "cuda"))]
+pub(crate) fn test_gpu() -> Option<Device> {
+    match Device::new_cuda(0) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            eprintln!(
+                "skipped: no CUDA GPU answered ({})",
+                first_line(&e.to_string())
+            );
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

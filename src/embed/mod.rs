@@ -11,6 +11,7 @@
 //! Only usable rows are embedded (a label, and a payload without NaN, decode failure or missing
 //! text); [`Subset`] says which, so scores map back to dataset rows.
 
+mod bert;
 mod conv;
 pub mod images;
 pub mod mobilenet;

@@ -95,9 +95,16 @@ pub fn default_minilm_dir() -> Option<PathBuf> {
         .map(|home| PathBuf::from(home).join(".cache/poisongate-models/all-MiniLM-L6-v2"))
 }
 
+/// The encoder: our CPU layout ([`super::bert`]) on the CPU, candle-transformers' model
+/// elsewhere.
+enum Net {
+    Cpu(super::bert::Encoder),
+    Candle(BertModel),
+}
+
 /// A loaded sentence-transformer.
 pub struct TextModel {
-    model: BertModel,
+    model: Net,
     tokenizer: Tokenizer,
     device: Device,
     /// Tokens per text, [CLS] and [SEP] included; longer texts are cut.
@@ -184,7 +191,12 @@ impl TextModel {
         })?;
         drop(bytes);
         let vb = candle_nn::VarBuilder::from_tensors(tensors, DType::F32, device);
-        let model = BertModel::load(vb, &config).map_err(|e| {
+        let model = if device.is_cpu() {
+            super::bert::Encoder::load(vb, &config).map(Net::Cpu)
+        } else {
+            BertModel::load(vb, &config).map(Net::Candle)
+        }
+        .map_err(|e| {
             file_error(
                 &weights_path,
                 format!("the weights do not fit config.json: {e}"),
@@ -264,11 +276,13 @@ impl TextModel {
         let what = "text embedding";
         let ids = Tensor::from_vec(ids, (rows, width), &self.device).context(what)?;
         let mask = Tensor::from_vec(mask, (rows, width), &self.device).context(what)?;
-        let types = ids.zeros_like().context(what)?;
-        let states = self
-            .model
-            .forward(&ids, &types, Some(&mask))
-            .context(what)?;
+        let states = match &self.model {
+            Net::Cpu(encoder) => encoder.forward(&ids, &mask),
+            Net::Candle(model) => ids
+                .zeros_like()
+                .and_then(|types| model.forward(&ids, &types, Some(&mask))),
+        }
+        .context(what)?;
         let weights = mask
             .to_dtype(DType::F32)
             .and_then(|m| m.unsqueeze(2))
@@ -420,5 +434,51 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.to_string().contains("do not fit config.json"), "{err}");
+    }
+
+    /// The model on the GPU against the CPU, on short, padded and cut texts. The weights need
+    /// not be the pinned ones (benches/gpu.sh brings stand-ins of the same shapes): the check
+    /// is that both devices compute the same function.
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn cuda_minilm_matches_the_cpu() {
+        let Some(gpu) = crate::device::test_gpu() else {
+            return;
+        };
+        let Some(dir) = std::env::var_os("POISONGATE_MINILM")
+            .map(PathBuf::from)
+            .or_else(default_minilm_dir)
+            .filter(|d| d.join("model.safetensors").exists())
+        else {
+            eprintln!("skipped: no model (bash datasets/models/fetch-minilm.sh)");
+            return;
+        };
+        let long = "the data of the model is a sample ".repeat(80);
+        let texts = [
+            "A man is eating food.",
+            "The new movie is awesome.",
+            "",
+            long.as_str(),
+            "Click here to update your account today, free offer",
+        ];
+        let embed = |device: &Device| {
+            let model = TextModel::load(&dir, None, device).unwrap();
+            model
+                .embed(&texts, 2)
+                .unwrap()
+                .matrix
+                .to_device(&Device::Cpu)
+                .unwrap()
+        };
+        let (cpu, cuda) = (embed(&Device::Cpu), embed(&gpu));
+        for i in 0..texts.len() {
+            let c = (cpu.get(i).unwrap() * cuda.get(i).unwrap())
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(c >= 0.9999, "text {i}: cosine {c} between CPU and GPU");
+        }
     }
 }

@@ -402,4 +402,37 @@ mod tests {
             .to_string();
         assert!(err.contains("features.0.0.weight"), "{err}");
     }
+
+    /// The network on the GPU (candle's convolutions) against the CPU (the fused kernels).
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn cuda_features_match_the_cpu() {
+        let Some(gpu) = crate::device::test_gpu() else {
+            return;
+        };
+        let Some(dir) = fetched() else { return };
+        let cpu = load(&dir, true);
+        let cuda = ImageModel::load(&dir.join(WEIGHTS_FILE), Some(MOBILENET_V2_SHA256), &gpu)
+            .expect("the pinned weights");
+        let photos = photos(&dir);
+        let a = cpu.features(&cpu.preprocess(&photos).unwrap()).unwrap();
+        let b = cuda
+            .features(&cuda.preprocess(&photos).unwrap())
+            .unwrap()
+            .to_device(&Device::Cpu)
+            .unwrap();
+        for i in 0..photos.len() {
+            let (x, y) = (a.get(i).unwrap(), b.get(i).unwrap());
+            let dot = |p: &Tensor, q: &Tensor| {
+                (p * q)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap()
+            };
+            let c = dot(&x, &y) / (dot(&x, &x) * dot(&y, &y)).sqrt();
+            assert!(c >= 0.9999, "photo {i}: cosine {c} between CPU and GPU");
+        }
+    }
 }
