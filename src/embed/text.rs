@@ -99,7 +99,7 @@ pub fn default_minilm_dir() -> Option<PathBuf> {
 /// elsewhere.
 enum Net {
     Cpu(super::bert::Encoder),
-    Candle(BertModel),
+    Candle(Box<BertModel>),
 }
 
 /// A loaded sentence-transformer.
@@ -194,7 +194,7 @@ impl TextModel {
         let model = if device.is_cpu() {
             super::bert::Encoder::load(vb, &config).map(Net::Cpu)
         } else {
-            BertModel::load(vb, &config).map(Net::Candle)
+            BertModel::load(vb, &config).map(|m| Net::Candle(Box::new(m)))
         }
         .map_err(|e| {
             file_error(
