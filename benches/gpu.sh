@@ -37,6 +37,17 @@ for l in sys.stdin:
         print(m["executable"])' "$name" | tail -1
 }
 
+# safetensors_header FILE OUT.json: the tensor names, shapes and dtypes of FILE (its header),
+# what gpu_torch.py's stand-in weights are made from.
+safetensors_header() {
+  python3 - "$1" "$2" <<'EOF'
+import json, struct, sys
+with open(sys.argv[1], "rb") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    json.dump(json.loads(f.read(n)), open(sys.argv[2], "w"))
+EOF
+}
+
 if [ "${1:-}" = pack ]; then
   # shellcheck disable=SC1090
   source <(bash kernels/install-toolkit.sh)
@@ -51,12 +62,7 @@ if [ "${1:-}" = pack ]; then
   xz -T2 -6 -c "$workloads" >"$pack/workloads.xz"
   cp -r "$mobilenet/." "$pack/models/mobilenet_v2/"
   cp "$minilm"/{config.json,tokenizer.json,sentence_bert_config.json} "$pack/models/minilm/"
-  python3 - "$minilm/model.safetensors" "$pack/models/minilm/header.json" <<'EOF'
-import json, struct, sys
-with open(sys.argv[1], "rb") as f:
-    n = struct.unpack("<Q", f.read(8))[0]
-    json.dump(json.loads(f.read(n)), open(sys.argv[2], "w"))
-EOF
+  safetensors_header "$minilm/model.safetensors" "$pack/models/minilm/header.json"
   grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo /.gpu/ >>.git/info/exclude
   du -sh "$pack"
   exit 0
@@ -86,12 +92,7 @@ else
   real=$(bash datasets/models/fetch-minilm.sh)
   mkdir -p "$minilm_src"
   cp "$real"/{config.json,tokenizer.json,sentence_bert_config.json} "$minilm_src/"
-  python3 - "$real/model.safetensors" "$minilm_src/header.json" <<'EOF'
-import json, struct, sys
-with open(sys.argv[1], "rb") as f:
-    n = struct.unpack("<Q", f.read(8))[0]
-    json.dump(json.loads(f.read(n)), open(sys.argv[2], "w"))
-EOF
+  safetensors_header "$real/model.safetensors" "$minilm_src/header.json"
 fi
 export PYTHONUNBUFFERED=1
 step() { echo "== $* ($(date +%T))" | tee -a "$out/steps.log"; }
