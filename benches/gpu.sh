@@ -20,7 +20,8 @@
 #                              git; well under the device tool's 64 MiB carry limit)
 #   bash benches/gpu.sh        on the GPU machine (device tool: carry [".gpu"]): writes logs
 #                              and the table to $OUT (or a temporary folder) and prints the
-#                              table; on a machine without .gpu/ it builds the CPU binaries
+#                              table; where no GPU answers it builds and runs the CPU
+#                              binaries instead (the packed ones need the driver)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/poisongate-target}
@@ -79,7 +80,8 @@ else
   device=cpu n=50000 per_class=1000 texts=1000 images=128 batch=64 image_batch=64
   py=$(bash benches/venv.sh)
 fi
-if [ -f "$pack/workloads.xz" ]; then
+# The packed binaries are the cuda build: they need the driver, so only where a GPU answered.
+if [ "$device" = cuda ] && [ -f "$pack/workloads.xz" ]; then
   xz -dc "$pack/workloads.xz" >"$work/workloads"
   xz -dc "$pack/tests.xz" >"$work/tests"
   chmod +x "$work/workloads" "$work/tests"
