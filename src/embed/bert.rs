@@ -20,7 +20,7 @@ use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 use candle_transformers::models::bert::{Config, HiddenAct};
 use rayon::prelude::*;
 
-use super::conv::{matmul, View};
+use super::cpu::{matmul, View};
 
 /// The encoder's weights.
 pub struct Encoder {

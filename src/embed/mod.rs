@@ -13,8 +13,10 @@
 
 mod bert;
 mod conv;
+mod cpu;
 pub mod images;
 pub mod mobilenet;
+mod pool;
 pub mod precomputed;
 pub mod probe;
 pub mod pth;

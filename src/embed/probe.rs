@@ -13,7 +13,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use super::{conv, raw, CandleContext, EmbedError, Embedding, Subset, View};
+use super::{conv, pool, raw, CandleContext, EmbedError, Embedding, Subset, View};
 use crate::dataset::{Images, Payload};
 use crate::progress::Progress;
 
@@ -130,12 +130,12 @@ impl Conv {
     }
 }
 
-/// ReLU, then a 2x2 max-pool: one fused op with its gradient on the CPU ([`conv`]). Elsewhere
+/// ReLU, then a 2x2 max-pool: one fused op with its gradient on the CPU ([`pool`]). Elsewhere
 /// the pool is a maximum over reshaped windows rather than candle's `max_pool2d`, whose
-/// gradient is scaled by the share of the window at the maximum (see [`conv`]'s tests).
+/// gradient is scaled by the share of the window at the maximum (see [`pool`]'s tests).
 fn relu_pool(x: &Tensor) -> candle_core::Result<Tensor> {
     if x.device().is_cpu() {
-        conv::relu_max_pool2(x)
+        pool::relu_max_pool2(x)
     } else {
         relu_pool_reshaped(x)
     }
@@ -475,7 +475,7 @@ mod tests {
             let g = (&y * &y).unwrap().sum_all().unwrap().backward().unwrap();
             (host(&y), host(g.get(&x).unwrap()))
         };
-        assert_eq!(run(conv::relu_max_pool2), run(relu_pool_reshaped));
+        assert_eq!(run(pool::relu_max_pool2), run(relu_pool_reshaped));
     }
 
     /// Two classes of 16x16 grey images: a bright top half or a bright bottom half, in noise.
