@@ -9,6 +9,7 @@
 //! `(d_large - d_small) / (d_large + d_small)`, in [-1, 1].
 
 use nalgebra::{DMatrix, DVector};
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::kmeans::{kmeans, silhouette};
@@ -74,63 +75,97 @@ fn reduce(points: &Points<'_>, rows: &[u32], config: &ClusteringConfig) -> DMatr
     }
 }
 
-pub fn run(points: &Points<'_>, config: &ClusteringConfig) -> Detection {
-    let n = points.len();
-    let mut scores = vec![0f32; n];
-    let mut flags = vec![false; n];
-    let mut classes = Vec::new();
-    for (class, rows) in points.classes().iter().enumerate() {
-        // 2-means needs at least two points per cluster to mean anything.
-        if rows.len() < 4 {
-            continue;
-        }
-        let reduced = reduce(points, rows, config);
-        let r = reduced.ncols();
-        // Row-major copy for k-means.
-        let data: Vec<f64> = (0..rows.len())
-            .flat_map(|i| reduced.row(i).iter().copied().collect::<Vec<_>>())
-            .collect();
-        let seed = config.seed.wrapping_add(class as u64);
-        let clusters = kmeans(&data, r, 2, RESTARTS, seed);
-        let small = if clusters.sizes[0] <= clusters.sizes[1] {
-            0
-        } else {
-            1
+/// One class's outcome: per-row scores and flags (in the class's row order) and its statistic.
+struct ClassOutcome {
+    scores: Vec<f32>,
+    flags: Vec<bool>,
+    statistic: ClassStatistic,
+}
+
+fn class_outcome(
+    points: &Points<'_>,
+    class: usize,
+    rows: &[u32],
+    config: &ClusteringConfig,
+) -> Option<ClassOutcome> {
+    // 2-means needs at least two points per cluster to mean anything.
+    if rows.len() < 4 {
+        return None;
+    }
+    let reduced = reduce(points, rows, config);
+    let r = reduced.ncols();
+    // Row-major copy for k-means.
+    let data: Vec<f64> = (0..rows.len())
+        .flat_map(|i| reduced.row(i).iter().copied().collect::<Vec<_>>())
+        .collect();
+    let seed = config.seed.wrapping_add(class as u64);
+    let clusters = kmeans(&data, r, 2, RESTARTS, seed);
+    let small = if clusters.sizes[0] <= clusters.sizes[1] {
+        0
+    } else {
+        1
+    };
+    let relative_size = clusters.sizes[small] as f64 / rows.len() as f64;
+    let sil = silhouette(&data, r, &clusters.assignment, 2, SILHOUETTE_SAMPLE, seed);
+    let poison = relative_size < config.size_threshold && sil > config.silhouette_threshold;
+    let centre = |c: usize| &clusters.centroids[c * r..(c + 1) * r];
+    let mut smaller = 0;
+    let mut scores = Vec::with_capacity(rows.len());
+    let mut flags = Vec::with_capacity(rows.len());
+    for i in 0..rows.len() {
+        let x = &data[i * r..(i + 1) * r];
+        let dist = |c: &[f64]| {
+            x.iter()
+                .zip(c)
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum::<f64>()
+                .sqrt()
         };
-        let relative_size = clusters.sizes[small] as f64 / rows.len() as f64;
-        let sil = silhouette(&data, r, &clusters.assignment, 2, SILHOUETTE_SAMPLE, seed);
-        let poison = relative_size < config.size_threshold && sil > config.silhouette_threshold;
-        let centre = |c: usize| &clusters.centroids[c * r..(c + 1) * r];
-        let mut smaller = 0;
-        for (i, &row) in rows.iter().enumerate() {
-            let x = &data[i * r..(i + 1) * r];
-            let dist = |c: &[f64]| {
-                x.iter()
-                    .zip(c)
-                    .map(|(a, b)| (a - b) * (a - b))
-                    .sum::<f64>()
-                    .sqrt()
-            };
-            let (d_small, d_large) = (dist(centre(small)), dist(centre(1 - small)));
-            let total = d_small + d_large;
-            scores[row as usize] = if total > 0.0 {
-                ((d_large - d_small) / total) as f32
-            } else {
-                0.0
-            };
-            if clusters.assignment[i] as usize == small {
-                smaller += 1;
-                flags[row as usize] = poison;
-            }
-        }
-        classes.push(ClassStatistic {
+        let (d_small, d_large) = (dist(centre(small)), dist(centre(1 - small)));
+        let total = d_small + d_large;
+        scores.push(if total > 0.0 {
+            ((d_large - d_small) / total) as f32
+        } else {
+            0.0
+        });
+        let in_small = clusters.assignment[i] as usize == small;
+        smaller += in_small as usize;
+        flags.push(in_small && poison);
+    }
+    Some(ClassOutcome {
+        scores,
+        flags,
+        statistic: ClassStatistic {
             class: class as u32,
             size: rows.len(),
             statistic: "silhouette",
             value: sil,
             threshold: Some(config.silhouette_threshold),
             flagged: if poison { smaller } else { 0 },
-        });
+        },
+    })
+}
+
+/// Classes run in parallel (each is seeded by its own index, so the outcome does not depend
+/// on the thread count).
+pub fn run(points: &Points<'_>, config: &ClusteringConfig) -> Detection {
+    let n = points.len();
+    let mut scores = vec![0f32; n];
+    let mut flags = vec![false; n];
+    let mut classes = Vec::new();
+    let per_class = points.classes();
+    let outcomes: Vec<Option<ClassOutcome>> = per_class
+        .par_iter()
+        .enumerate()
+        .map(|(class, rows)| class_outcome(points, class, rows, config))
+        .collect();
+    for (rows, outcome) in per_class.iter().zip(outcomes) {
+        let Some(outcome) = outcome else { continue };
+        for ((&row, score), flag) in rows.iter().zip(outcome.scores).zip(outcome.flags) {
+            scores[row as usize] = score;
+            flags[row as usize] = flag;
+        }
+        classes.push(outcome.statistic);
     }
     let parameters = vec![
         (

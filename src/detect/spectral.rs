@@ -9,6 +9,7 @@
 //! the same v, but the score is the absolute projection of the *uncentred* representation,
 //! `|x . v|`. It ranks samples differently when the class mean has a component along v.
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::linalg::principal_axes;
@@ -47,12 +48,23 @@ pub fn run(points: &Points<'_>, config: &SpectralConfig) -> Detection {
     let mut scores = vec![0f32; n];
     let mut flags = vec![false; n];
     let mut classes = Vec::new();
-    for (class, rows) in points.classes().iter().enumerate() {
-        if rows.is_empty() {
+    let per_class = points.classes();
+    // The eigendecompositions run in parallel over the classes; only the mean, the eigenvalues
+    // and the top axis of each are kept (d x d axes for many classes would not fit).
+    let axes: Vec<_> = per_class
+        .par_iter()
+        .enumerate()
+        .map(|(class, rows)| {
+            (!rows.is_empty()).then(|| {
+                let (mean, values, vectors) = principal_axes(points, rows, class as u64);
+                (mean, values, vectors.column(0).into_owned())
+            })
+        })
+        .collect();
+    for ((class, rows), axes) in per_class.iter().enumerate().zip(axes) {
+        let Some((mean, values, v)) = axes else {
             continue;
-        }
-        let (mean, values, vectors) = principal_axes(points, rows, class as u64);
-        let v = vectors.column(0);
+        };
         for &r in rows {
             let x = points.row(r as usize);
             let s = match config.variant {
