@@ -12,10 +12,12 @@
 # Usage: bash benches/quality.sh [--split tuning|test|all] [--only NAME[,NAME]]
 #          [--attacks "clean badnets blend flip"] [--rates "0.05 0.1"] [--seeds "0"]
 #          [--blend-alpha 0.15] [--patch N] [--embedder E] [--activations] [--resume]
-#          [--bin PATH]
+#          [--probe-net auto|cnn|mlp] [--bin PATH]
 #        --patch N: BadNets patch size (pixels; trigger columns for tables) for every dataset,
 #        in place of the suite file's; the rows are then named NAME+patchN. A --blend-alpha
 #        other than 0.15 names them NAME+alphaA.
+#        --probe-net NET: the probe's network (scan's --probe-net); rows are named NAME+NET
+#        for cnn and mlp. Tables and text take the MLP whatever is asked, so only image sets run.
 #        --resume: keep the runs already in $QUALITY_LOG (same binary and options assumed)
 #        and do only the missing ones.
 #        --activations: judge each run on a model's own activations, as a user who brings
@@ -38,6 +40,7 @@ embedder=""
 activations=0
 resume=0
 patch=""
+probe_net=auto
 bin=""
 while [ $# -gt 0 ]; do
   case $1 in
@@ -51,6 +54,7 @@ while [ $# -gt 0 ]; do
     --activations) activations=1; shift ;;
     --resume) resume=1; shift ;;
     --patch) patch=$2; shift 2 ;;
+    --probe-net) probe_net=$2; shift 2 ;;
     --bin) bin=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
@@ -77,9 +81,9 @@ fi
 # One line per run to do: split|name|input|attack|rate|seed|dataset rows|extra arguments. The suite file
 # says which attacks suit each dataset, its target, and its patch size.
 plan=$(python3 - "$split" "$only" "$attacks" "$rates" "$seeds" "$blend_alpha" "$embedder" \
-  "$activations" "$patch" <<'EOF'
+  "$activations" "$patch" "$probe_net" <<'EOF'
 import os, shlex, subprocess, sys, tomllib
-split, only, attacks, rates, seeds, alpha, embedder, activations, patch = sys.argv[1:10]
+split, only, attacks, rates, seeds, alpha, embedder, activations, patch, probe_net = sys.argv[1:11]
 only = set(filter(None, only.split(",")))
 suite = tomllib.load(open("datasets/suite.toml", "rb"))["dataset"]
 data = os.path.expanduser("~/.cache/poisongate-data")
@@ -100,6 +104,8 @@ for d in suite:
             continue
         inputs = [(d["name"], os.path.join(data, d["path"]), d["kind"])]
     for name, path, kind in inputs:
+        if probe_net != "auto" and kind != "images":
+            continue
         extra = []
         if d.get("label") not in (None, "label", "folder"):
             extra += ["--label", d["label"]]
@@ -112,6 +118,9 @@ for d in suite:
             name += "+" + embedder
         if activations == "1":
             name += "+activations"
+        if probe_net != "auto":
+            extra += ["--probe-net", probe_net]
+            name += "+" + probe_net
         if patch:
             name += "+patch" + patch
         if float(alpha) != 0.15:

@@ -220,6 +220,7 @@ pub(super) fn detect_config(args: DetectArgs) -> Result<DetectConfig, ConfigErro
         embeddings: args.embeddings,
         probe: ProbeConfig {
             epochs: args.epochs,
+            net: args.probe_net,
             width: args.width,
             seed: args.seed,
             ..Default::default()

@@ -165,6 +165,11 @@ pub struct DetectArgs {
     #[arg(long)]
     pub epochs: Option<usize>,
 
+    /// Probe network: auto takes the CNN for images at least 8 px a side after pooling to at
+    /// most 32 px, and the MLP otherwise (tables, text, small images).
+    #[arg(long, value_enum, default_value_t = crate::embed::probe::ProbeNet::Auto)]
+    pub probe_net: crate::embed::probe::ProbeNet,
+
     /// Probe embedding width.
     #[arg(long, default_value_t = 64)]
     pub width: usize,

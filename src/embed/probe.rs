@@ -23,10 +23,24 @@ const TARGET_STEPS: usize = 800;
 const MAX_CNN_SIDE: usize = 32;
 const BATCH: usize = 64;
 
+/// The probe's network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ProbeNet {
+    /// Images: the CNN where the pooled image is at least 8 px a side, else the MLP; tables and
+    /// text: the MLP.
+    #[default]
+    Auto,
+    /// The two-block CNN (images only).
+    Cnn,
+    /// The MLP (images: on the pixels, average-pooled to at most 32 px a side as for the CNN).
+    Mlp,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProbeConfig {
     /// `None`: enough epochs for about 800 steps, between 3 and 30.
     pub epochs: Option<usize>,
+    pub net: ProbeNet,
     /// Width of the penultimate layer (the embedding dimension).
     pub width: usize,
     pub learning_rate: f64,
@@ -37,6 +51,7 @@ impl Default for ProbeConfig {
     fn default() -> Self {
         ProbeConfig {
             epochs: None,
+            net: ProbeNet::Auto,
             width: 64,
             learning_rate: 1e-3,
             seed: 0,
@@ -195,6 +210,12 @@ fn build(
         vars: Vec::new(),
         device: device.clone(),
     };
+    if config.net == ProbeNet::Cnn && !matches!(payload, Payload::Images(_)) {
+        return Err(EmbedError::Text(
+            "--probe-net cnn needs an image payload; tables and text take the MLP (auto or mlp)"
+                .into(),
+        ));
+    }
     let (input, net, architecture) = match payload {
         Payload::Table(t) => {
             let x = Tensor::from_vec(
@@ -205,16 +226,18 @@ fn build(
             .context("probe input")?;
             mlp(x, t.dim(), config.width, &mut init)?
         }
-        Payload::Images(img) if cnn_pool(img).is_some() => {
+        Payload::Images(img) if config.net != ProbeNet::Mlp && cnn_pool(img).is_some() => {
             cnn(img, subset, config.width, &mut init)?
         }
+        Payload::Images(img) if config.net == ProbeNet::Cnn => {
+            return Err(EmbedError::Text(format!(
+                "--probe-net cnn needs images of at least 8 px a side after pooling to at most \
+                 {MAX_CNN_SIDE} px; these are {}x{} (use --probe-net mlp or auto)",
+                img.width, img.height
+            )))
+        }
         Payload::Images(img) => {
-            let per = img.pixels_per_image();
-            let pixels: Vec<f32> = subset
-                .rows
-                .iter()
-                .flat_map(|&r| img.image(r as usize).iter().map(|&p| p as f32 / 255.0))
-                .collect();
+            let (pixels, per) = pooled_pixels(img, subset);
             let x = Tensor::from_vec(pixels, (subset.len(), per), device).context("probe input")?;
             mlp(x, per, config.width, &mut init)?
         }
@@ -248,6 +271,39 @@ fn mlp(
         features: init.linear(width, width)?,
     };
     Ok((x, net, format!("mlp {d}-{width}-{width}")))
+}
+
+/// The subset's images in [0, 1], average-pooled by the CNN's factor (so that neither side
+/// exceeds [`MAX_CNN_SIDE`]; a partial window at the edge is dropped, as `avg_pool2d` does),
+/// one row of `c x h' x w'` values (channel last) per image, and that row length.
+fn pooled_pixels(img: &Images, subset: &Subset) -> (Vec<f32>, usize) {
+    let (w, h, c) = (
+        img.width as usize,
+        img.height as usize,
+        img.channels as usize,
+    );
+    let pool = w.max(h).div_ceil(MAX_CNN_SIDE).max(1);
+    let (ph, pw) = (h / pool, w / pool);
+    let per = ph * pw * c;
+    let scale = 1.0 / (255.0 * (pool * pool) as f32);
+    let mut out = Vec::with_capacity(subset.len() * per);
+    for &r in &subset.rows {
+        let image = img.image(r as usize);
+        for y in 0..ph {
+            for x in 0..pw {
+                for ch in 0..c {
+                    let mut sum = 0u32;
+                    for dy in 0..pool {
+                        for dx in 0..pool {
+                            sum += image[((y * pool + dy) * w + x * pool + dx) * c + ch] as u32;
+                        }
+                    }
+                    out.push(sum as f32 * scale);
+                }
+            }
+        }
+    }
+    (out, per)
 }
 
 /// The input pooling factor for the CNN, or `None` if the pooled image would be under 8 px
@@ -459,6 +515,100 @@ mod tests {
         .unwrap();
         assert_eq!(e.matrix.dims(), [20, 6]);
         assert!(e.training.unwrap().architecture.starts_with("cnn 3x10x12"));
+    }
+
+    #[test]
+    fn the_mlp_probe_takes_images_pooled_like_the_cnns() {
+        // 70 x 66 RGB: pooled by 3 (70 / 32 rounded up) to 22 x 23, edge pixels dropped.
+        let (w, h, n) = (70usize, 66usize, 6usize);
+        let img = Images {
+            width: w as u32,
+            height: h as u32,
+            channels: 3,
+            pixels: (0..n * w * h * 3).map(|i| (i * 7 % 256) as u8).collect(),
+            status: vec![crate::dataset::ImageStatus::Failed(String::new()); n],
+        };
+        let subset = Subset {
+            rows: vec![4, 1],
+            labels: vec![0, 1],
+            n_classes: 2,
+            excluded: Vec::new(),
+        };
+        let (x, per) = pooled_pixels(&img, &subset);
+        assert_eq!(per, 22 * 23 * 3);
+        assert_eq!(x.len(), 2 * per);
+        // Row 1 of the output is image 1; its pooled pixel (y 5, x 7), channel 2.
+        let image = img.image(1);
+        let mut sum = 0u32;
+        for dy in 0..3 {
+            for dx in 0..3 {
+                sum += image[((5 * 3 + dy) * w + 7 * 3 + dx) * 3 + 2] as u32;
+            }
+        }
+        let got = x[per + (5 * 23 + 7) * 3 + 2];
+        assert!((got - sum as f32 / (255.0 * 9.0)).abs() < 1e-6);
+
+        let config = ProbeConfig {
+            epochs: Some(1),
+            width: 5,
+            net: ProbeNet::Mlp,
+            ..Default::default()
+        };
+        let subset = Subset {
+            rows: (0..n as u32).collect(),
+            labels: (0..n as u32).map(|i| i % 2).collect(),
+            n_classes: 2,
+            excluded: Vec::new(),
+        };
+        let payload = Payload::Images(img);
+        let e = embed(
+            &payload,
+            None,
+            &subset,
+            &config,
+            &Device::Cpu,
+            &Progress::hidden(),
+        )
+        .unwrap();
+        assert_eq!(e.matrix.dims(), [n, 5]);
+        let arch = e.training.unwrap().architecture;
+        assert_eq!(arch, format!("mlp {}-5-5", 22 * 23 * 3));
+    }
+
+    #[test]
+    fn asking_for_the_cnn_where_it_cannot_run_is_an_error() {
+        let config = ProbeConfig {
+            net: ProbeNet::Cnn,
+            ..Default::default()
+        };
+        let (table, subset) = blobs(10);
+        let run = |payload: &Payload, subset: &Subset| {
+            embed(
+                payload,
+                None,
+                subset,
+                &config,
+                &Device::Cpu,
+                &Progress::hidden(),
+            )
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+        };
+        assert!(run(&table, &subset).contains("needs an image payload"));
+        // 6 x 6 images leave under 8 px for the CNN.
+        let img = Images {
+            width: 6,
+            height: 6,
+            channels: 1,
+            pixels: vec![9; 10 * 36],
+            status: vec![crate::dataset::ImageStatus::Failed(String::new()); 10],
+        };
+        let msg = run(&Payload::Images(img), &subset);
+        assert!(
+            msg.contains("6x6") && msg.contains("--probe-net mlp"),
+            "{msg}"
+        );
     }
 
     /// The pool the GPU runs (candle's ops) against the CPU's fused op, values and gradient.
