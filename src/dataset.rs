@@ -34,6 +34,8 @@ pub enum Format {
     Csv,
     Parquet,
     ImageFolder,
+    /// A table handed over in memory (the Python package).
+    Arrow,
 }
 
 impl Format {

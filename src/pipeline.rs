@@ -27,13 +27,30 @@ pub enum DetectorKind {
     Knn,
 }
 
+/// The user's own vectors: an `.npy` file (`--embeddings`) or a matrix handed over in memory
+/// (the Python package's `embeddings=`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Embeddings {
+    Npy(PathBuf),
+    Matrix(std::sync::Arc<HostMatrix>),
+}
+
+/// A row-major `rows x dim` matrix of f32 on the host, named in errors by `name`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostMatrix {
+    pub name: String,
+    pub rows: usize,
+    pub dim: usize,
+    pub values: Vec<f32>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct DetectConfig {
     pub device: crate::device::DeviceChoice,
     /// Which detectors run on which view, in order.
     pub plan: Vec<(View, Vec<DetectorKind>)>,
-    /// The file behind `View::Precomputed`, if that view is planned from an `.npy`.
-    pub embeddings: Option<PathBuf>,
+    /// The vectors behind `View::Precomputed`, if that view is planned from them.
+    pub embeddings: Option<Embeddings>,
     pub probe: ProbeConfig,
     pub spectral: SpectralConfig,
     pub clustering: ClusteringConfig,
@@ -140,11 +157,22 @@ pub fn analyse(
         sentences = Some(embedding.matrix.clone());
         Ok(embedding)
     };
+    let stop_if_cancelled = || {
+        if progress.cancelled() {
+            Err(EmbedError::Cancelled)
+        } else {
+            Ok(())
+        }
+    };
     for (view, detectors) in &config.plan {
+        stop_if_cancelled()?;
         let t = Instant::now();
         let embedding = match (view, &dataset.payload, &config.embeddings) {
-            (View::Precomputed, _, Some(path)) => {
+            (View::Precomputed, _, Some(Embeddings::Npy(path))) => {
                 precomputed::from_npy(path, dataset.len(), &subset, &device)?
+            }
+            (View::Precomputed, _, Some(Embeddings::Matrix(m))) => {
+                precomputed::from_matrix(m, dataset.len(), &subset, &device)?
             }
             (View::Precomputed, Payload::Table(t), None) => {
                 precomputed::from_table(t, &subset, &device)?
@@ -207,6 +235,7 @@ pub fn analyse(
             detectors
         };
         for detector in detectors {
+            stop_if_cancelled()?;
             let t = Instant::now();
             let detection = match detector {
                 DetectorKind::Spectral => spectral::run(&points, &config.spectral),
@@ -226,6 +255,7 @@ pub fn analyse(
         drop(points);
         views.push(ViewRun { embedding, seconds });
     }
+    stop_if_cancelled()?;
     // The shifted-copy test runs on the view label consistency is judged in, leaving out what
     // the neighbour rule already flags.
     let (excluded, judged) = verdict::neighbour_flags(&subset, &votes, &config.verdict);

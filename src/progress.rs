@@ -1,13 +1,18 @@
 //! Progress bars on stderr (indicatif). Hidden with `--quiet` or when stderr is not a terminal,
 //! so machine output on stdout and logs in CI stay clean.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// Progress bars, and the flag a caller raises to stop a run at its next step (the Python
+/// package's Ctrl-C).
 #[derive(Clone)]
 pub struct Progress {
     multi: MultiProgress,
+    cancel: Arc<AtomicBool>,
 }
 
 impl Progress {
@@ -19,7 +24,18 @@ impl Progress {
         };
         Progress {
             multi: MultiProgress::with_draw_target(target),
+            cancel: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// The flag that asks the run to stop: set it from another thread.
+    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.cancel)
+    }
+
+    /// Whether the run was asked to stop.
+    pub fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
     }
 
     pub fn hidden() -> Self {

@@ -16,7 +16,7 @@ pub fn run(config: &ScanConfig) -> Result<ExitStatus, Error> {
     if let Some(dir) = &config.out {
         report::write_dir(
             dir,
-            &config.input.path,
+            Some(&config.input.path),
             &outcome.report,
             &outcome.dataset,
             &outcome.flags,
@@ -25,7 +25,7 @@ pub fn run(config: &ScanConfig) -> Result<ExitStatus, Error> {
     }
     if let Some(path) = &config.html {
         let (input, o) = (&config.input.path, &outcome);
-        report::html::write_scan(path, input, &o.report, &o.dataset, &o.detection)?;
+        report::html::write_scan(path, Some(input), &o.report, &o.dataset, &o.detection)?;
     }
     report::print(&outcome.report, config.format)?;
     Ok(outcome.report.status())
@@ -58,14 +58,42 @@ fn detect_outcome(
 
 /// Reads and validates the input and builds the report; writes nothing.
 pub fn scan(config: &ScanConfig, progress: &Progress) -> Result<Outcome, Error> {
-    let declared = config
+    let declared = declared_schema(config)?;
+    let (dataset, findings) = load(&config.input, declared.as_ref(), progress)?;
+    finish(config, declared.as_ref(), dataset, findings, progress)
+}
+
+/// [`scan`] of a table already in memory (the Python package): `config.input.path` only names
+/// it. The same column roles, checks, detection and report as a file.
+pub fn scan_frame(
+    config: &ScanConfig,
+    frame: polars::prelude::DataFrame,
+    progress: &Progress,
+) -> Result<Outcome, Error> {
+    let declared = declared_schema(config)?;
+    let name = config.input.path.display().to_string();
+    let frame = tabular::read_frame(frame, &name, &config.input.columns, declared.as_ref())?;
+    let (dataset, findings) = frame_dataset(frame, &config.input, declared.as_ref(), progress)?;
+    finish(config, declared.as_ref(), dataset, findings, progress)
+}
+
+fn declared_schema(config: &ScanConfig) -> Result<Option<Schema>, Error> {
+    Ok(config
         .input
         .schema
         .as_deref()
         .map(Schema::load)
-        .transpose()?;
-    let (dataset, mut findings) = load(&config.input, declared.as_ref(), progress)?;
-    findings.extend(validate::rows::check(&dataset, declared.as_ref()));
+        .transpose()?)
+}
+
+fn finish(
+    config: &ScanConfig,
+    declared: Option<&Schema>,
+    dataset: Dataset,
+    mut findings: Vec<Finding>,
+    progress: &Progress,
+) -> Result<Outcome, Error> {
+    findings.extend(validate::rows::check(&dataset, declared));
     validate::finish(&mut findings, &dataset, config.strict);
     let detection = match &config.detect {
         None => detection::Outcome::NotRequested,
@@ -95,17 +123,10 @@ pub fn load(
         Input::Tabular(input) => {
             let spinner = progress.spinner(format!("reading {}", input.path.display()));
             let frame = tabular::read(&input, &config.columns, declared)?;
-            spinner.set_message("validating columns");
-            let column_findings = validate::columns::check(&frame, declared).map_err(|source| {
-                SourceError::Polars {
-                    path: input.path.clone(),
-                    format: input.format.name(),
-                    source,
-                }
-            })?;
-            findings.extend(column_findings);
             spinner.finish_and_clear();
-            frame::into_dataset(frame, config.image_size, progress)?
+            let (dataset, column_findings) = frame_dataset(frame, config, declared, progress)?;
+            findings.extend(column_findings);
+            dataset
         }
         Input::ImageFolder(root) => {
             if config.columns != Columns::default() {
@@ -131,4 +152,23 @@ pub fn load(
         }
     };
     Ok((dataset, findings))
+}
+
+/// The column checks of a read frame, and the dataset it makes.
+fn frame_dataset(
+    frame: tabular::Frame,
+    config: &InputConfig,
+    declared: Option<&Schema>,
+    progress: &Progress,
+) -> Result<(Dataset, Vec<Finding>), Error> {
+    let findings =
+        validate::columns::check(&frame, declared).map_err(|source| SourceError::Polars {
+            path: frame.input.path.clone(),
+            format: frame.input.format.name(),
+            source,
+        })?;
+    Ok((
+        frame::into_dataset(frame, config.image_size, progress)?,
+        findings,
+    ))
 }

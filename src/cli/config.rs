@@ -217,7 +217,7 @@ pub(super) fn detect_config(args: DetectArgs) -> Result<DetectConfig, ConfigErro
     Ok(DetectConfig {
         device: args.device,
         plan,
-        embeddings: args.embeddings,
+        embeddings: args.embeddings.map(crate::pipeline::Embeddings::Npy),
         probe: ProbeConfig {
             epochs: args.epochs,
             net: args.probe_net,

@@ -51,6 +51,9 @@ pub enum EmbedError {
     Device(#[from] crate::device::DeviceError),
     #[error("{0}")]
     Text(String),
+    /// The caller asked the run to stop ([`crate::progress::Progress::cancel_flag`]).
+    #[error("interrupted")]
+    Cancelled,
 }
 
 pub(crate) trait CandleContext<T> {

@@ -7,6 +7,7 @@ use candle_core::{DType, Device, Tensor};
 
 use super::{CandleContext, EmbedError, Embedding, Subset, View};
 use crate::dataset::Table;
+use crate::pipeline::HostMatrix;
 
 /// Reads `path` and keeps the subset's rows. The file must have one row per dataset row.
 pub fn from_npy(
@@ -48,18 +49,67 @@ pub fn from_npy(
         .flatten_all()
         .and_then(|t| t.to_vec1::<f32>())
         .context("reading embeddings")?;
-    if let Some(bad) = values.iter().position(|v| !v.is_finite()) {
-        return Err(file_err(format!(
-            "row {} holds a non-finite value ({}); expected finite numbers",
-            bad / d,
-            values[bad]
-        )));
+    if let Some(problem) = non_finite(&values, d) {
+        return Err(file_err(problem));
     }
     let table = Table {
         columns: (0..d).map(|j| j.to_string()).collect(),
         values,
     };
     from_table(&table, subset, device)
+}
+
+/// The first non-finite value, as a problem naming its row.
+fn non_finite(values: &[f32], d: usize) -> Option<String> {
+    let bad = values.iter().position(|v| !v.is_finite())?;
+    Some(format!(
+        "row {} holds a non-finite value ({}); expected finite numbers",
+        bad / d,
+        values[bad]
+    ))
+}
+
+/// A matrix handed over in memory: the same checks as [`from_npy`], naming `m.name`.
+pub fn from_matrix(
+    m: &HostMatrix,
+    dataset_rows: usize,
+    subset: &Subset,
+    device: &Device,
+) -> Result<Embedding, EmbedError> {
+    let problem = |problem: String| EmbedError::Text(format!("{}: {problem}", m.name));
+    if m.values.len() != m.rows * m.dim {
+        return Err(problem(format!(
+            "holds {} values, not rows x dimensions = {} x {}",
+            m.values.len(),
+            m.rows,
+            m.dim
+        )));
+    }
+    if m.rows != dataset_rows {
+        return Err(problem(format!(
+            "has {} rows but the dataset has {dataset_rows}; rows must be in dataset order",
+            m.rows
+        )));
+    }
+    if m.dim == 0 {
+        return Err(problem("has 0 dimensions per row".into()));
+    }
+    if let Some(p) = non_finite(&m.values, m.dim) {
+        return Err(problem(p));
+    }
+    let d = m.dim;
+    let mut values = Vec::with_capacity(subset.len() * d);
+    for &r in &subset.rows {
+        let r = r as usize;
+        values.extend_from_slice(&m.values[r * d..(r + 1) * d]);
+    }
+    let matrix =
+        Tensor::from_vec(values, (subset.len(), d), device).context("precomputed embedding")?;
+    Ok(Embedding {
+        view: View::Precomputed,
+        matrix,
+        training: None,
+    })
 }
 
 /// The subset's rows of a table, unchanged (no standardisation: the vectors are the user's).

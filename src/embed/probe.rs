@@ -387,6 +387,9 @@ pub fn embed(
         order.shuffle(&mut rng);
         let (mut loss_sum, mut correct) = (0f64, 0usize);
         for batch in order.chunks(BATCH) {
+            if progress.cancelled() {
+                return Err(EmbedError::Cancelled);
+            }
             let idx = Tensor::new(batch, device).context("probe batch")?;
             let x = input.index_select(&idx, 0).context("probe batch")?;
             let y = labels.index_select(&idx, 0).context("probe batch")?;

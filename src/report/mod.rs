@@ -309,10 +309,10 @@ pub fn print(report: &Report, format: Format) -> Result<(), ReportError> {
 }
 
 /// Writes `dir/report.json` and `dir/scores.parquet`, refusing any path inside the input so
-/// that input files are never written.
+/// that input files are never written (`input` is `None` for data handed over in memory).
 pub fn write_dir(
     dir: &Path,
-    input: &Path,
+    input: Option<&Path>,
     report: &Report,
     dataset: &Dataset,
     flags: &RowFlags,
@@ -322,15 +322,17 @@ pub fn write_dir(
         let path = path.to_owned();
         move |source| ReportError::Io { path, source }
     };
-    let (out, input_abs) = (
-        resolve(dir).map_err(io(dir))?,
-        input.canonicalize().map_err(io(input))?,
-    );
-    if out.starts_with(&input_abs) || out.join("scores.parquet") == input_abs {
-        return Err(ReportError::OutIntoInput {
-            out: dir.to_owned(),
-            input: input.to_owned(),
-        });
+    if let Some(input) = input {
+        let (out, input_abs) = (
+            resolve(dir).map_err(io(dir))?,
+            input.canonicalize().map_err(io(input))?,
+        );
+        if out.starts_with(&input_abs) || out.join("scores.parquet") == input_abs {
+            return Err(ReportError::OutIntoInput {
+                out: dir.to_owned(),
+                input: input.to_owned(),
+            });
+        }
     }
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let json_path = dir.join("report.json");

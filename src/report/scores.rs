@@ -93,13 +93,21 @@ fn detection_columns(analysis: &Analysis, dataset: &Dataset) -> (Vec<Field>, Vec
     (fields, columns)
 }
 
-pub fn write(
-    path: &Path,
-    report: &Report,
+/// The per-row scores as one record batch (the columns of `scores.parquet`).
+pub fn batch(
     dataset: &Dataset,
     flags: &RowFlags,
     outcome: &detection::Outcome,
-) -> Result<(), ReportError> {
+) -> Result<RecordBatch, arrow::error::ArrowError> {
+    Ok(columns(dataset, flags, outcome)?.0)
+}
+
+/// The batch, and the detectors' descriptions for the file's metadata.
+fn columns(
+    dataset: &Dataset,
+    flags: &RowFlags,
+    outcome: &detection::Outcome,
+) -> Result<(RecordBatch, Vec<String>), arrow::error::ArrowError> {
     let n = dataset.len();
     let label = |i| dataset.labels.as_ref().and_then(|l| l.name(i));
     let mut rules = ListBuilder::new(StringBuilder::new());
@@ -140,12 +148,22 @@ pub fn write(
             })
             .collect();
     }
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+    Ok((batch, detectors))
+}
+
+pub fn write(
+    path: &Path,
+    report: &Report,
+    dataset: &Dataset,
+    flags: &RowFlags,
+    outcome: &detection::Outcome,
+) -> Result<(), ReportError> {
     let parquet_err = |source| ReportError::Parquet {
         path: path.to_owned(),
         source,
     };
-    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-        .map_err(|e| parquet_err(e.into()))?;
+    let (batch, detectors) = columns(dataset, flags, outcome).map_err(|e| parquet_err(e.into()))?;
     let mut metadata = vec![
         KeyValue::new("poisongate.version".into(), report.tool.version.to_string()),
         KeyValue::new(

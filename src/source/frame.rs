@@ -54,6 +54,7 @@ pub fn into_dataset(
     let format = match frame.input.format {
         TabularFormat::Csv { .. } => Format::Csv,
         TabularFormat::Parquet => Format::Parquet,
+        TabularFormat::Arrow => Format::Arrow,
     };
     Ok(Dataset {
         origin: Origin {

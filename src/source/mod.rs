@@ -3,6 +3,7 @@
 //! path; tabular files (and Parquet with image bytes) go through polars, image folders through
 //! `image`.
 
+pub mod arrow_stream;
 pub mod csv_check;
 pub mod decode;
 pub mod frame;

@@ -13,8 +13,12 @@ use crate::validate::schema::Schema as Declared;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TabularFormat {
-    Csv { separator: u8 },
+    Csv {
+        separator: u8,
+    },
     Parquet,
+    /// Arrow data handed over in memory (the Python package's tables): no file to open.
+    Arrow,
 }
 
 impl TabularFormat {
@@ -23,6 +27,7 @@ impl TabularFormat {
             TabularFormat::Csv { separator: b'\t' } => "TSV",
             TabularFormat::Csv { .. } => "CSV",
             TabularFormat::Parquet => "Parquet",
+            TabularFormat::Arrow => "Arrow",
         }
     }
 }
@@ -95,6 +100,32 @@ fn read_with(
     declared: Option<&Declared>,
     infer_rows: Option<usize>,
 ) -> Result<Frame, SourceError> {
+    let lf = scan(input, infer_rows)?;
+    from_lazy(input, lf, columns, declared)
+}
+
+/// Arrow data already in memory, named `name` in errors and in the report: the same column
+/// roles, projection and checks as a file.
+pub fn read_frame(
+    df: DataFrame,
+    name: &str,
+    columns: &Columns,
+    declared: Option<&Declared>,
+) -> Result<Frame, SourceError> {
+    let input = TabularInput {
+        path: PathBuf::from(name),
+        format: TabularFormat::Arrow,
+        files: Vec::new(),
+    };
+    from_lazy(&input, df.lazy(), columns, declared)
+}
+
+fn from_lazy(
+    input: &TabularInput,
+    mut lf: LazyFrame,
+    columns: &Columns,
+    declared: Option<&Declared>,
+) -> Result<Frame, SourceError> {
     let polars_err = |path: &PathBuf| {
         let path = path.clone();
         let format = input.format.name();
@@ -104,7 +135,6 @@ fn read_with(
             source,
         }
     };
-    let mut lf = scan(input, infer_rows)?;
     let file_schema = lf.collect_schema().map_err(polars_err(&input.path))?;
     let mut roles = resolve_roles(input, &file_schema, columns)?;
     let mut wanted = role_columns(&roles);
@@ -229,6 +259,9 @@ fn scan(input: &TabularInput, infer_rows: Option<usize>) -> Result<LazyFrame, So
                 .finish()
                 .map_err(err(&input.path))
         }
+        TabularFormat::Arrow => Err(err(&input.path)(
+            polars_err!(ComputeError: "in-memory Arrow data has no file to scan"),
+        )),
         TabularFormat::Parquet => {
             let mut first: Option<SchemaRef> = None;
             for (path, file) in input.files.iter().zip(&files) {

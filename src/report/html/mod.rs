@@ -78,10 +78,22 @@ impl<'a> Page<'a> {
     }
 }
 
-/// Writes the page of a scan to `path`.
+/// The page of a scan as one string.
+pub fn render_scan(
+    report: &Report,
+    dataset: &Dataset,
+    outcome: &detection::Outcome,
+) -> Result<String, ReportError> {
+    render(&Page::scan(report, dataset, outcome)).map_err(|source| ReportError::Plot {
+        path: "<html>".into(),
+        source,
+    })
+}
+
+/// Writes the page of a scan to `path` (`input`: `None` for data handed over in memory).
 pub fn write_scan(
     path: &Path,
-    input: &Path,
+    input: Option<&Path>,
     report: &Report,
     dataset: &Dataset,
     outcome: &detection::Outcome,
@@ -108,7 +120,7 @@ pub fn write_bench(
         detection: Some(&detection),
         analysis: Some(analysis),
     };
-    write(path, input, &page)
+    write(path, Some(input), &page)
 }
 
 /// The findings `scan` reports for this dataset without a schema: what a bench page lists,
@@ -121,7 +133,7 @@ pub fn validate_input(dataset: &Dataset, mut read: Vec<Finding>) -> Vec<Finding>
 
 /// Renders the page and writes it, refusing any path inside the input (input files are never
 /// written).
-fn write(path: &Path, input: &Path, page: &Page<'_>) -> Result<(), ReportError> {
+fn write(path: &Path, input: Option<&Path>, page: &Page<'_>) -> Result<(), ReportError> {
     let io = |p: &Path| {
         let path = p.to_owned();
         move |source| ReportError::Io { path, source }
@@ -129,15 +141,17 @@ fn write(path: &Path, input: &Path, page: &Page<'_>) -> Result<(), ReportError> 
     if path.is_dir() {
         return Err(ReportError::HtmlIsFolder(path.to_owned()));
     }
-    let (out, input_abs) = (
-        super::resolve(path).map_err(io(path))?,
-        input.canonicalize().map_err(io(input))?,
-    );
-    if out.starts_with(&input_abs) {
-        return Err(ReportError::HtmlIntoInput {
-            html: path.to_owned(),
-            input: input.to_owned(),
-        });
+    if let Some(input) = input {
+        let (out, input_abs) = (
+            super::resolve(path).map_err(io(path))?,
+            input.canonicalize().map_err(io(input))?,
+        );
+        if out.starts_with(&input_abs) {
+            return Err(ReportError::HtmlIntoInput {
+                html: path.to_owned(),
+                input: input.to_owned(),
+            });
+        }
     }
     let html = render(page).map_err(|source| ReportError::Plot {
         path: path.to_owned(),

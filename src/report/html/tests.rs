@@ -180,7 +180,7 @@ fn the_page_is_not_written_into_the_input_or_a_folder_or_nowhere() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.csv");
     std::fs::write(&input, "label\n1\n").unwrap();
-    let write = |path: &Path| write_scan(path, &input, &report, &ds, &outcome);
+    let write = |path: &Path| write_scan(path, Some(&input), &report, &ds, &outcome);
     let err = write(&input).unwrap_err();
     assert!(matches!(err, ReportError::HtmlIntoInput { .. }), "{err}");
     assert_eq!(std::fs::read_to_string(&input).unwrap(), "label\n1\n");
