@@ -36,6 +36,7 @@ timed() {
 }
 timed cli "$bin" scan "$work/data/labels.parquet" --embeddings "$work/data/emb.npy" \
   --embedder precomputed -q --format json --out "$work/cli-report"
+[ -f "$work/cli-report/report.json" ] || { cat "$work/cli.out" "$work/cli.time" >&2; exit 1; }
 timed python "$py" benches/python_api.py poisongate "$work/data"
 timed art "$py" benches/python_api.py art "$work/data"
 timed cleanlab "$py" benches/python_api.py cleanlab "$work/data"

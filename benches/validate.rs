@@ -35,6 +35,7 @@ fn config(input: std::path::PathBuf) -> ScanConfig {
             image_size: None,
             schema: None,
             progress: false,
+            payload_optional: false,
         },
         detect: None,
         strict: false,

@@ -71,10 +71,26 @@ pub fn scan_frame(
     progress: &Progress,
 ) -> Result<Outcome, Error> {
     let declared = declared_schema(config)?;
-    let name = config.input.path.display().to_string();
-    let frame = tabular::read_frame(frame, &name, &config.input.columns, declared.as_ref())?;
-    let (dataset, findings) = frame_dataset(frame, &config.input, declared.as_ref(), progress)?;
+    let (dataset, findings) = load_frame(&config.input, frame, declared.as_ref(), progress)?;
     finish(config, declared.as_ref(), dataset, findings, progress)
+}
+
+/// [`load`] of a table already in memory; `config.path` only names it.
+pub fn load_frame(
+    config: &InputConfig,
+    frame: polars::prelude::DataFrame,
+    declared: Option<&Schema>,
+    progress: &Progress,
+) -> Result<(Dataset, Vec<Finding>), Error> {
+    let name = config.path.display().to_string();
+    let frame = tabular::read_frame(
+        frame,
+        &name,
+        &config.columns,
+        declared,
+        config.payload_optional,
+    )?;
+    frame_dataset(frame, config, declared, progress)
 }
 
 fn declared_schema(config: &ScanConfig) -> Result<Option<Schema>, Error> {
@@ -122,7 +138,7 @@ pub fn load(
     let dataset = match input {
         Input::Tabular(input) => {
             let spinner = progress.spinner(format!("reading {}", input.path.display()));
-            let frame = tabular::read(&input, &config.columns, declared)?;
+            let frame = tabular::read(&input, &config.columns, declared, config.payload_optional)?;
             spinner.finish_and_clear();
             let (dataset, column_findings) = frame_dataset(frame, config, declared, progress)?;
             findings.extend(column_findings);

@@ -17,7 +17,7 @@ use pyo3::exceptions::{PyException, PyKeyboardInterrupt, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
 
-use poisongate::cli::config::ScanConfig;
+use poisongate::cli::config::{BenchConfig, ScanConfig, SweepConfig};
 use poisongate::cli::{Args, Command};
 use poisongate::embed::EmbedError;
 use poisongate::pipeline::{Embeddings, HostMatrix};
@@ -66,9 +66,9 @@ fn to_py(err: Error) -> PyErr {
     }
 }
 
-/// Parses `scan NAME ARGS...` with the command line's parser.
-fn scan_config(name: &str, args: Vec<String>, progress: bool) -> PyResult<ScanConfig> {
-    let argv = ["poisongate".to_string(), "scan".into(), name.into()]
+/// Parses `COMMAND NAME ARGS...` with the command line's parser.
+fn parse(command: &str, name: &str, args: Vec<String>, progress: bool) -> PyResult<Command> {
+    let argv = ["poisongate".to_string(), command.into(), name.into()]
         .into_iter()
         .chain(args)
         .chain((!progress).then(|| "--quiet".to_string()));
@@ -77,10 +77,71 @@ fn scan_config(name: &str, args: Vec<String>, progress: bool) -> PyResult<ScanCo
         let first = text.lines().next().unwrap_or_default();
         UsageError::new_err(first.trim_start_matches("error: ").to_string())
     })?;
-    let Command::Scan(scan) = parsed.command else {
+    Ok(parsed.command)
+}
+
+fn scan_config(name: &str, args: Vec<String>, progress: bool) -> PyResult<ScanConfig> {
+    let Command::Scan(scan) = parse("scan", name, args, progress)? else {
         return Err(UsageError::new_err("not a scan"));
     };
     ScanConfig::from_args(scan, progress).map_err(|e| to_py(e.into()))
+}
+
+/// Runs `work` on its own thread with the GIL released. This thread wakes every 100 ms to let
+/// Python see Ctrl-C, and then raises the progress's cancel flag so that the engine stops at
+/// its next step; the interrupt is raised once the engine has stopped.
+fn run_engine<T: Send + 'static>(
+    py: Python<'_>,
+    progress: &Progress,
+    work: impl FnOnce(&Progress) -> Result<T, Error> + Send + 'static,
+) -> PyResult<T> {
+    let cancel = progress.cancel_flag();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let worker = {
+        let bars = progress.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(work(&bars));
+        })
+    };
+    let mut interrupted = None;
+    let mut rx = rx;
+    let result = loop {
+        // The receiver moves into the GIL-free closure and back (it is not `Sync`).
+        let (received, back) = py.detach(move || (rx.recv_timeout(Duration::from_millis(100)), rx));
+        rx = back;
+        match received {
+            Ok(result) => break Some(result),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if interrupted.is_none() {
+                    if let Err(e) = py.check_signals() {
+                        cancel.store(true, Ordering::Relaxed);
+                        interrupted = Some(e);
+                    }
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break None,
+        }
+    };
+    let joined = py.detach(|| worker.join());
+    if let Some(e) = interrupted {
+        return Err(e);
+    }
+    match (result, joined) {
+        (Some(result), _) => result.map_err(to_py),
+        (None, Err(panic)) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(PoisongateError::new_err(format!(
+                "internal error (a bug in poisongate, please report it): {what}"
+            )))
+        }
+        (None, Ok(())) => Err(PoisongateError::new_err(
+            "internal error: the engine ended without a result",
+        )),
+    }
 }
 
 /// The data of a scan: a path, or an Arrow C stream already read into a frame.
@@ -110,8 +171,9 @@ fn read_stream(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Source> {
     Ok(Source::Frame(frame))
 }
 
-/// The embeddings as the engine's host matrix (one copy, to f32). Only C-contiguous float32
-/// or float64 2-D arrays are accepted.
+/// The embeddings as the engine's host matrix: one copy into row-major f32, read in logical
+/// order, so any layout (C or Fortran order, a strided view) gives the same matrix. Only 2-D
+/// float32 or float64 arrays are accepted.
 fn host_matrix(array: &Bound<'_, PyAny>) -> PyResult<HostMatrix> {
     let untyped = array.cast::<numpy::PyUntypedArray>().map_err(|_| {
         InputError::new_err("embeddings= must be a NumPy array or a CPU torch tensor")
@@ -122,16 +184,15 @@ fn host_matrix(array: &Bound<'_, PyAny>) -> PyResult<HostMatrix> {
             "embeddings= has shape {shape:?}; expected a 2-D array (rows x dimensions)"
         )));
     };
-    if !untyped.is_c_contiguous() {
-        return Err(InputError::new_err(
-            "embeddings= is not C-contiguous (a transposed or strided view); pass \
-             numpy.ascontiguousarray(embeddings), or the tensor's .contiguous()",
-        ));
-    }
     let values: Vec<f32> = if let Ok(a) = array.extract::<PyReadonlyArray2<'_, f32>>() {
-        a.as_slice()?.to_vec()
+        // `as_slice` also answers for Fortran order, in memory order: only C order is taken
+        // as it lies.
+        match a.as_slice() {
+            Ok(contiguous) if untyped.is_c_contiguous() => contiguous.to_vec(),
+            _ => a.as_array().iter().copied().collect(),
+        }
     } else if let Ok(a) = array.extract::<PyReadonlyArray2<'_, f64>>() {
-        a.as_slice()?.iter().map(|&v| v as f32).collect()
+        a.as_array().iter().map(|&v| v as f32).collect()
     } else {
         let dtype = untyped.dtype().to_string();
         return Err(InputError::new_err(format!(
@@ -226,6 +287,95 @@ impl NativeReport {
 /// Runs a scan. `source`: a path (str) or an object with `__arrow_c_stream__`; `name`: how
 /// the report names the input; `args`: the command line's options; `embeddings`: a NumPy array
 /// or None; `progress`: draw progress bars on stderr.
+/// The data (a path, or an Arrow stream read into a frame) and the embeddings as the engine's
+/// matrix; with embeddings, `--embeddings` joins `args` so that the views are planned as the
+/// command line plans them for a file.
+fn inputs(
+    source: &Bound<'_, PyAny>,
+    name: &str,
+    args: &mut Vec<String>,
+    embeddings: Option<&Bound<'_, PyAny>>,
+) -> PyResult<(Source, Option<Embeddings>)> {
+    let data = if source.is_instance_of::<pyo3::types::PyString>() {
+        Source::Path
+    } else {
+        read_stream(source, name)?
+    };
+    let matrix = embeddings.map(host_matrix).transpose()?;
+    if matrix.is_some() {
+        args.push("--embeddings".into());
+        args.push("embeddings.npy".into());
+    }
+    Ok((data, matrix.map(|m| Embeddings::Matrix(Arc::new(m)))))
+}
+
+/// Reads the data of a bench or sweep run.
+fn load(
+    data: Source,
+    input: &poisongate::cli::config::InputConfig,
+    bars: &Progress,
+) -> Result<poisongate::dataset::Dataset, Error> {
+    Ok(match data {
+        Source::Path => engine::load(input, None, bars)?.0,
+        Source::Frame(frame) => engine::load_frame(input, frame, None, bars)?.0,
+    })
+}
+
+/// `poisongate bench` on the data: plants the attack, measures every method; returns the
+/// bench report as JSON.
+#[pyfunction]
+#[pyo3(name = "bench", signature = (source, name, args, embeddings, progress))]
+fn bench_run(
+    py: Python<'_>,
+    source: &Bound<'_, PyAny>,
+    name: String,
+    mut args: Vec<String>,
+    embeddings: Option<&Bound<'_, PyAny>>,
+    progress: bool,
+) -> PyResult<String> {
+    let (data, matrix) = inputs(source, &name, &mut args, embeddings)?;
+    let Command::Bench(parsed) = parse("bench", &name, args, progress)? else {
+        return Err(UsageError::new_err("not a bench run"));
+    };
+    let mut config = BenchConfig::from_args(parsed, progress).map_err(|e| to_py(e.into()))?;
+    if matrix.is_some() {
+        config.detect.embeddings = matrix;
+    }
+    let bars = Progress::new(config.input.progress);
+    let report = run_engine(py, &bars, move |bars| {
+        let dataset = load(data, &config.input, bars)?;
+        Ok(poisongate::bench::evaluate(&config, dataset, bars)?.report)
+    })?;
+    serde_json::to_string(&report).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// `poisongate sweep` on the data; returns the sweep report as JSON.
+#[pyfunction]
+#[pyo3(signature = (source, name, args, embeddings, progress))]
+fn sweep(
+    py: Python<'_>,
+    source: &Bound<'_, PyAny>,
+    name: String,
+    mut args: Vec<String>,
+    embeddings: Option<&Bound<'_, PyAny>>,
+    progress: bool,
+) -> PyResult<String> {
+    let (data, matrix) = inputs(source, &name, &mut args, embeddings)?;
+    let Command::Sweep(parsed) = parse("sweep", &name, args, progress)? else {
+        return Err(UsageError::new_err("not a sweep"));
+    };
+    let mut config = SweepConfig::from_args(parsed, progress).map_err(|e| to_py(e.into()))?;
+    if matrix.is_some() {
+        config.detect.embeddings = matrix;
+    }
+    let bars = Progress::new(config.input.progress);
+    let report = run_engine(py, &bars, move |bars| {
+        let clean = load(data, &config.input, bars)?;
+        poisongate::bench::sweep::sweep(&config, &clean, bars)
+    })?;
+    serde_json::to_string(&report).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
 #[pyfunction]
 #[pyo3(signature = (source, name, args, embeddings, progress))]
 fn scan(
@@ -236,78 +386,19 @@ fn scan(
     embeddings: Option<&Bound<'_, PyAny>>,
     progress: bool,
 ) -> PyResult<NativeReport> {
-    let (data, is_path) = if source.is_instance_of::<pyo3::types::PyString>() {
-        (Source::Path, true)
-    } else {
-        (read_stream(source, &name)?, false)
-    };
-    let matrix = embeddings.map(host_matrix).transpose()?;
-    if matrix.is_some() {
-        // The plan of views is the command line's with --embeddings; the file is the array.
-        args.push("--embeddings".into());
-        args.push("embeddings.npy".into());
-    }
+    let is_path = source.is_instance_of::<pyo3::types::PyString>();
+    let (data, matrix) = inputs(source, &name, &mut args, embeddings)?;
     let mut config = scan_config(&name, args, progress)?;
-    if let (Some(m), Some(detect)) = (matrix, config.detect.as_mut()) {
-        detect.embeddings = Some(Embeddings::Matrix(Arc::new(m)));
+    if let Some(detect) = config.detect.as_mut() {
+        if matrix.is_some() {
+            detect.embeddings = matrix;
+        }
     }
     let bars = Progress::new(config.input.progress);
-    let cancel = bars.cancel_flag();
-    // The engine runs on its own thread with the GIL released; this thread wakes every 100 ms
-    // to let Python see Ctrl-C, and asks the engine to stop at its next step if it came.
-    let (tx, rx) = std::sync::mpsc::channel();
-    let worker = {
-        let bars = bars.clone();
-        std::thread::spawn(move || {
-            let result = match data {
-                Source::Path => engine::scan(&config, &bars),
-                Source::Frame(frame) => engine::scan_frame(&config, frame, &bars),
-            };
-            let _ = tx.send(result);
-        })
-    };
-    let mut interrupted = None;
-    let mut rx = rx;
-    let result = loop {
-        // The receiver moves into the GIL-free closure and back (it is not `Sync`).
-        let (received, back) = py.detach(move || (rx.recv_timeout(Duration::from_millis(100)), rx));
-        rx = back;
-        match received {
-            Ok(result) => break Some(result),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                if interrupted.is_none() {
-                    if let Err(e) = py.check_signals() {
-                        cancel.store(true, Ordering::Relaxed);
-                        interrupted = Some(e);
-                    }
-                }
-            }
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break None,
-        }
-    };
-    let joined = py.detach(|| worker.join());
-    let result = match (result, joined) {
-        (Some(result), _) => result,
-        (None, Err(panic)) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            return Err(PoisongateError::new_err(format!(
-                "internal error (a bug in poisongate, please report it): {what}"
-            )));
-        }
-        (None, Ok(())) => {
-            return Err(PoisongateError::new_err(
-                "internal error: the scan ended without a result",
-            ))
-        }
-    };
-    if let Some(e) = interrupted {
-        return Err(e);
-    }
-    let outcome = result.map_err(to_py)?;
+    let outcome = run_engine(py, &bars, move |bars| match data {
+        Source::Path => engine::scan(&config, bars),
+        Source::Frame(frame) => engine::scan_frame(&config, frame, bars),
+    })?;
     let scores =
         poisongate::report::scores::batch(&outcome.dataset, &outcome.flags, &outcome.detection)
             .map_err(|e| PoisongateError::new_err(format!("cannot build the scores table: {e}")))?;
@@ -328,5 +419,7 @@ fn _poisongate(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("UsageError", py.get_type::<UsageError>())?;
     m.add_class::<NativeReport>()?;
     m.add_function(wrap_pyfunction!(scan, m)?)?;
+    m.add_function(wrap_pyfunction!(bench_run, m)?)?;
+    m.add_function(wrap_pyfunction!(sweep, m)?)?;
     Ok(())
 }

@@ -50,29 +50,21 @@ pub struct BenchReport {
 
 pub fn run(config: &BenchConfig) -> Result<ExitStatus, Error> {
     let progress = Progress::new(config.input.progress);
-    let (mut dataset, read) = scan::load(&config.input, None, &progress)?;
+    let (dataset, read) = scan::load(&config.input, None, &progress)?;
     // The HTML page lists what `scan` finds in the input as read, before the attack.
     let findings = config
         .html
         .as_ref()
         .map(|_| html::validate_input(&dataset, read));
-    let truth_rows = match &config.truth {
-        Some(path) => truth::read(path, &dataset.ids)?,
-        None => attack::inject(&mut dataset, &config.attack)?,
-    };
-    let (methods, analysis, truth) = measure(&dataset, &truth_rows, &config.detect, &progress)?;
+    let Evaluated {
+        report,
+        dataset,
+        analysis,
+        truth,
+    } = evaluate(config, dataset, &progress)?;
     if let Some(dir) = &config.out {
         write_samples(dir, &analysis, &truth)?;
     }
-    let report = BenchReport {
-        input: config.input.path.display().to_string(),
-        attack: config.truth.is_none().then_some(config.attack.kind),
-        rate: config.truth.is_none().then_some(config.attack.rate),
-        truth_file: config.truth.as_ref().map(|p| p.display().to_string()),
-        poisons: truth.iter().filter(|&&t| t).count(),
-        rows: truth.len(),
-        methods,
-    };
     if let (Some(path), Some(findings)) = (&config.html, &findings) {
         let input = &config.input.path;
         html::write_bench(path, input, &report, &dataset, findings, &analysis, &truth)?;
@@ -82,6 +74,44 @@ pub fn run(config: &BenchConfig) -> Result<ExitStatus, Error> {
         source,
     })?;
     Ok(ExitStatus::Success)
+}
+
+/// What [`evaluate`] measured, with the poisoned dataset and its analysis.
+pub struct Evaluated {
+    pub report: BenchReport,
+    pub dataset: Dataset,
+    pub analysis: Analysis,
+    /// Per analysed sample: planted (or named by `--truth`).
+    pub truth: Vec<bool>,
+}
+
+/// Plants the configured attack in `dataset` (or reads `--truth`), runs every detector and the
+/// verdict, and measures them; writes nothing.
+pub fn evaluate(
+    config: &BenchConfig,
+    mut dataset: Dataset,
+    progress: &Progress,
+) -> Result<Evaluated, Error> {
+    let truth_rows = match &config.truth {
+        Some(path) => truth::read(path, &dataset.ids)?,
+        None => attack::inject(&mut dataset, &config.attack)?,
+    };
+    let (methods, analysis, truth) = measure(&dataset, &truth_rows, &config.detect, progress)?;
+    let report = BenchReport {
+        input: config.input.path.display().to_string(),
+        attack: config.truth.is_none().then_some(config.attack.kind),
+        rate: config.truth.is_none().then_some(config.attack.rate),
+        truth_file: config.truth.as_ref().map(|p| p.display().to_string()),
+        poisons: truth.iter().filter(|&&t| t).count(),
+        rows: truth.len(),
+        methods,
+    };
+    Ok(Evaluated {
+        report,
+        dataset,
+        analysis,
+        truth,
+    })
 }
 
 /// Runs every detector and the verdict on `dataset` and measures each against `truth_rows`

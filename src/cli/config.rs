@@ -64,6 +64,9 @@ pub struct InputConfig {
     pub image_size: Option<(u32, u32)>,
     pub schema: Option<PathBuf>,
     pub progress: bool,
+    /// A table may have no feature column: every view of the run comes from `--embeddings`
+    /// (`--embedder precomputed`), so the labels alone are read from it.
+    pub payload_optional: bool,
 }
 
 impl InputConfig {
@@ -83,6 +86,7 @@ impl InputConfig {
             image_size: args.image_size.as_deref().map(parse_size).transpose()?,
             schema: args.schema,
             progress: stderr_is_terminal && !args.quiet,
+            payload_optional: false,
         })
     }
 }
@@ -103,8 +107,12 @@ pub struct ScanConfig {
 
 impl ScanConfig {
     pub fn from_args(args: ScanArgs, stderr_is_terminal: bool) -> Result<Self, ConfigError> {
+        let mut input = InputConfig::from_args(args.input, stderr_is_terminal)?;
+        input.payload_optional = !args.validate_only
+            && args.detect.embedder == EmbedderChoice::Precomputed
+            && args.detect.embeddings.is_some();
         Ok(ScanConfig {
-            input: InputConfig::from_args(args.input, stderr_is_terminal)?,
+            input,
             detect: (!args.validate_only)
                 .then(|| detect_config(args.detect))
                 .transpose()?,

@@ -98,18 +98,7 @@ pub fn from_matrix(
         return Err(problem(p));
     }
     let d = m.dim;
-    let mut values = Vec::with_capacity(subset.len() * d);
-    for &r in &subset.rows {
-        let r = r as usize;
-        values.extend_from_slice(&m.values[r * d..(r + 1) * d]);
-    }
-    let matrix =
-        Tensor::from_vec(values, (subset.len(), d), device).context("precomputed embedding")?;
-    Ok(Embedding {
-        view: View::Precomputed,
-        matrix,
-        training: None,
-    })
+    subset_rows(|r| &m.values[r * d..(r + 1) * d], d, subset, device)
 }
 
 /// The subset's rows of a table, unchanged (no standardisation: the vectors are the user's).
@@ -118,10 +107,19 @@ pub fn from_table(
     subset: &Subset,
     device: &Device,
 ) -> Result<Embedding, EmbedError> {
-    let d = table.dim();
+    subset_rows(|r| table.row(r), table.dim(), subset, device)
+}
+
+/// The precomputed view of the subset's rows, `row(r)` giving dataset row `r`'s `d` values.
+fn subset_rows<'a>(
+    row: impl Fn(usize) -> &'a [f32],
+    d: usize,
+    subset: &Subset,
+    device: &Device,
+) -> Result<Embedding, EmbedError> {
     let mut values = Vec::with_capacity(subset.len() * d);
     for &r in &subset.rows {
-        values.extend_from_slice(table.row(r as usize));
+        values.extend_from_slice(row(r as usize));
     }
     let matrix =
         Tensor::from_vec(values, (subset.len(), d), device).context("precomputed embedding")?;

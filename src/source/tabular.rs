@@ -80,15 +80,22 @@ pub fn read(
     input: &TabularInput,
     columns: &Columns,
     declared: Option<&Declared>,
+    payload_optional: bool,
 ) -> Result<Frame, SourceError> {
     if let TabularFormat::Csv { separator } = input.format {
         for path in &input.files {
             super::csv_check::check(path, separator)?;
         }
     }
-    match read_with(input, columns, declared, Some(CSV_INFER_ROWS)) {
+    match read_with(
+        input,
+        columns,
+        declared,
+        Some(CSV_INFER_ROWS),
+        payload_optional,
+    ) {
         Err(SourceError::Polars { .. }) if matches!(input.format, TabularFormat::Csv { .. }) => {
-            read_with(input, columns, declared, None)
+            read_with(input, columns, declared, None, payload_optional)
         }
         other => other,
     }
@@ -99,9 +106,10 @@ fn read_with(
     columns: &Columns,
     declared: Option<&Declared>,
     infer_rows: Option<usize>,
+    payload_optional: bool,
 ) -> Result<Frame, SourceError> {
     let lf = scan(input, infer_rows)?;
-    from_lazy(input, lf, columns, declared)
+    from_lazy(input, lf, columns, declared, payload_optional)
 }
 
 /// Arrow data already in memory, named `name` in errors and in the report: the same column
@@ -111,20 +119,24 @@ pub fn read_frame(
     name: &str,
     columns: &Columns,
     declared: Option<&Declared>,
+    payload_optional: bool,
 ) -> Result<Frame, SourceError> {
     let input = TabularInput {
         path: PathBuf::from(name),
         format: TabularFormat::Arrow,
         files: Vec::new(),
     };
-    from_lazy(&input, df.lazy(), columns, declared)
+    from_lazy(&input, df.lazy(), columns, declared, payload_optional)
 }
 
+/// `payload_optional`: a table with no feature column is read (its payload empty) instead of
+/// refused, for runs whose every view comes from `--embeddings`.
 fn from_lazy(
     input: &TabularInput,
     mut lf: LazyFrame,
     columns: &Columns,
     declared: Option<&Declared>,
+    payload_optional: bool,
 ) -> Result<Frame, SourceError> {
     let polars_err = |path: &PathBuf| {
         let path = path.clone();
@@ -165,7 +177,7 @@ fn from_lazy(
     } else {
         df
     };
-    if matches!(&roles.payload, PayloadRole::Features(f) if f.is_empty()) {
+    if !payload_optional && matches!(&roles.payload, PayloadRole::Features(f) if f.is_empty()) {
         return Err(SourceError::NoFeatures {
             path: input.path.clone(),
             available: available(&file_schema),

@@ -191,6 +191,8 @@ fn duplicate_groups(
 fn duplicates(dataset: &Dataset) -> Vec<Finding> {
     let n = dataset.len();
     let groups = match &dataset.payload {
+        // No feature columns (labels read for `--embeddings` alone): nothing to compare.
+        Payload::Table(t) if t.dim() == 0 => Vec::new(),
         Payload::Table(t) => duplicate_groups(
             n,
             |i| Some(xxhash_rust::xxh3::xxh3_128(bytes_of(t.row(i)))),

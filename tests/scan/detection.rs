@@ -222,6 +222,26 @@ fn precomputed_vectors_are_used_and_named_in_the_report() {
 }
 
 #[test]
+fn a_labels_only_table_scans_with_precomputed_vectors_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let labels = digits_labels();
+    let csv = dir.path().join("labels.csv");
+    let body: String = labels.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&csv, format!("label\n{body}")).unwrap();
+    let e = dir.path().join("e.npy");
+    class_vectors(&e, &labels);
+    let e = e.to_str().unwrap();
+    let run = scan_json(&csv, &["--embeddings", e, "--embedder", "precomputed"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json["summary"]["errors"], 0);
+    assert_eq!(run.json["detection"]["views"][0]["view"], "precomputed");
+    assert_eq!(run.json["detection"]["rows_used"], labels.len());
+    // Any other plan needs the table's own features, and says so.
+    let auto = scan_json(&csv, &["--embeddings", e]);
+    assert_error(&auto, &["labels.csv", "no numeric feature columns"]);
+}
+
+#[test]
 fn an_npy_with_another_row_count_is_an_error_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let e = dir.path().join("short.npy");

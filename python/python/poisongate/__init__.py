@@ -27,7 +27,16 @@ import numpy as np
 from . import _poisongate as _native
 from ._poisongate import InputError, PoisongateError, UsageError
 
-__all__ = ["scan", "Report", "PoisongateError", "InputError", "UsageError", "__version__"]
+__all__ = [
+    "scan",
+    "bench",
+    "sweep",
+    "Report",
+    "PoisongateError",
+    "InputError",
+    "UsageError",
+    "__version__",
+]
 __version__: str = _native.__version__
 
 # The column an array given as ``labels=`` is added under (a name no real table uses).
@@ -180,8 +189,9 @@ def scan(
         labels: the label column's name (the command line's ``--label``), or an array of
             labels, one per row, for data in memory.
         embeddings: your own vectors, one row per data row in order: a float32 or float64
-            NumPy array (C-contiguous, ``n x d``) or a torch tensor on the CPU
-            (``--embeddings``). They take the probe's place.
+            NumPy array (``n x d``, any memory layout) or a torch tensor on the CPU
+            (``--embeddings``), copied once into the engine's float32 matrix. They take the
+            probe's place.
         text: the text column to embed with MiniLM (``--text-col``).
         images: the column of encoded images (``--image-col``).
         progress: show progress bars on stderr; default: only when stderr is a terminal.
@@ -197,6 +207,24 @@ def scan(
         UsageError: the options are wrong (unknown option, a bad value, a contradiction).
         KeyboardInterrupt: Ctrl-C; the scan stops at its next step.
     """
+    source, name, args, matrix, progress = _prepare(
+        data, labels, embeddings, text, images, progress, options
+    )
+    native = _native.scan(source, name, args, matrix, bool(progress))
+    report = Report(native)
+    if out is not None or html is not None:
+        if out is not None:
+            report.write(out, html)
+        else:
+            with open(html, "w", encoding="utf-8") as f:
+                f.write(report.html())
+    return report
+
+
+def _prepare(data, labels, embeddings, text, images, progress, options):
+    """The native call's arguments: the source (a path or an Arrow stream object), the input's
+    name, the command-line options, the embeddings array and whether to draw progress."""
+    options = dict(options)
     label_array = None
     if labels is not None:
         if isinstance(labels, str):
@@ -210,7 +238,6 @@ def scan(
     if progress is None:
         progress = sys.stderr.isatty()
     args = _option_args(options)
-
     if isinstance(data, (str, os.PathLike)):
         if label_array is not None:
             raise UsageError(
@@ -224,17 +251,88 @@ def scan(
         if label_array is not None:
             source = _with_labels(source, label_array)
             args += ["--label", _LABEL_COLUMN]
-
     matrix = None if embeddings is None else _embeddings_array(embeddings)
-    native = _native.scan(source, name, args, matrix, bool(progress))
-    report = Report(native)
-    if out is not None or html is not None:
-        if out is not None:
-            report.write(out, html)
-        else:
-            with open(html, "w", encoding="utf-8") as f:
-                f.write(report.html())
-    return report
+    return source, name, args, matrix, bool(progress)
+
+
+def bench(
+    data: Any,
+    *,
+    attack: str,
+    rate: float | None = None,
+    labels: Any = None,
+    embeddings: Any = None,
+    text: str | None = None,
+    images: str | None = None,
+    progress: bool | None = None,
+    **options: Any,
+):
+    """Plants a known attack in a copy of the data (the data itself is never changed), runs
+    every detector and the verdict, and measures each against the planted rows
+    (``poisongate bench``).
+
+    Args:
+        data, labels, embeddings, text, images, progress: as for :func:`scan`.
+        attack: ``badnets``, ``blend``, ``sig``, ``flip``, ``targeted-flip`` or ``clean``.
+        rate: the share of rows to poison (the command line's ``--rate``).
+        **options: any other ``poisongate bench`` option by its long name, with underscores:
+            ``attack_seed=1``, ``seed=0``, ``target="0"``, ``patch=3``, ``alpha=0.15``,
+            ``embedder="raw"``...
+
+    Returns:
+        A pandas DataFrame, one row per method (each detector on each view, then ``fused``,
+        the verdict): flagged, true positives, precision, recall, F1, AUROC, TPR at 1 % FPR
+        and seconds. ``df.attrs`` holds the attack, rate, number of poisons and rows.
+    """
+    import pandas as pd
+
+    options["attack"] = attack
+    if rate is not None:
+        options["rate"] = rate
+    source, name, args, matrix, progress = _prepare(
+        data, labels, embeddings, text, images, progress, options
+    )
+    report = json.loads(_native.bench(source, name, args, matrix, progress))
+    methods = [{k: v for k, v in m.items() if k != "classes"} for m in report["methods"]]
+    df = pd.DataFrame(methods)
+    df.attrs = {k: v for k, v in report.items() if k != "methods"}
+    return df
+
+
+def sweep(
+    data: Any,
+    *,
+    attacks: list[str] | tuple[str, ...],
+    rates: list[float] | tuple[float, ...],
+    seeds: list[int] | tuple[int, ...] = (0,),
+    labels: Any = None,
+    embeddings: Any = None,
+    text: str | None = None,
+    images: str | None = None,
+    progress: bool | None = None,
+    **options: Any,
+):
+    """Runs :func:`bench` for every attack x rate x seed, with the control rows (no filter, a
+    random filter of the same size, a perfect filter) (``poisongate sweep``).
+
+    Returns:
+        A pandas DataFrame in long form: one row per attack, rate, filter (``measured``, or
+        a control) and method, with each measure's summary over the seeds in its own columns
+        (``f1.mean`` and the like).
+    """
+    import pandas as pd
+
+    options.update(attacks=list(attacks), rates=list(rates), seeds=list(seeds))
+    source, name, args, matrix, progress = _prepare(
+        data, labels, embeddings, text, images, progress, options
+    )
+    report = json.loads(_native.sweep(source, name, args, matrix, progress))
+    # One row per attack, rate, filter (measured or a control) and method; each measure's
+    # summary over the seeds in its own columns (``f1.mean``, ``f1.sd``...).
+    df = pd.json_normalize(report["rows"], record_path="methods", meta=["attack", "rate", "filter"])
+    df = df[["attack", "rate", "filter", *[c for c in df.columns if c not in ("attack", "rate", "filter")]]]
+    df.attrs = {k: v for k, v in report.items() if k != "rows"}
+    return df
 
 
 def _with_labels(source: Any, labels: Any):

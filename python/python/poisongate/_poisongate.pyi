@@ -30,3 +30,18 @@ def scan(
     embeddings: npt.NDArray[np.floating] | None,
     progress: bool,
 ) -> NativeReport: ...
+
+def bench(
+    source: Any,
+    name: str,
+    args: list[str],
+    embeddings: npt.NDArray[np.floating] | None,
+    progress: bool,
+) -> str: ...
+def sweep(
+    source: Any,
+    name: str,
+    args: list[str],
+    embeddings: npt.NDArray[np.floating] | None,
+    progress: bool,
+) -> str: ...

@@ -22,7 +22,7 @@ use crate::detect::metrics::{auroc, quality, Quality};
 mod output;
 mod run;
 
-pub use run::run;
+pub use run::{run, sweep, SweepReport};
 
 /// What to sweep. From `--plan FILE.toml` (keys `attacks`, `rates`, `seeds`), each list
 /// replaceable by its flag.

@@ -20,6 +20,20 @@ pub struct SweepReport {
 pub fn run(config: &SweepConfig) -> Result<ExitStatus, Error> {
     let progress = Progress::new(config.input.progress);
     let (clean, _) = scan::load(&config.input, None, &progress)?;
+    let report = sweep(config, &clean, &progress)?;
+    output::print(&report, config.format).map_err(|source| ReportError::Io {
+        path: "<stdout>".into(),
+        source,
+    })?;
+    Ok(ExitStatus::Success)
+}
+
+/// Runs the plan on copies of `clean`; writes nothing.
+pub fn sweep(
+    config: &SweepConfig,
+    clean: &crate::dataset::Dataset,
+    progress: &Progress,
+) -> Result<SweepReport, Error> {
     let plan = &config.plan;
     let mut rows = Vec::new();
     let runs: usize = plan
@@ -50,7 +64,7 @@ pub fn run(config: &SweepConfig) -> Result<ExitStatus, Error> {
                 let truth_rows = attack::inject(&mut dataset, &attack)?;
                 let detect = config.detect.reseeded(seed);
                 let (_, analysis, truth) =
-                    super::super::measure(&dataset, &truth_rows, &detect, &progress)?;
+                    super::super::measure(&dataset, &truth_rows, &detect, progress)?;
                 let mut measured: Vec<Measured<'_>> = analysis
                     .runs
                     .iter()
@@ -72,14 +86,9 @@ pub fn run(config: &SweepConfig) -> Result<ExitStatus, Error> {
         }
     }
     bar.finish_and_clear();
-    let report = SweepReport {
+    Ok(SweepReport {
         input: config.input.path.display().to_string(),
         seeds: plan.seeds.clone(),
         rows,
-    };
-    output::print(&report, config.format).map_err(|source| ReportError::Io {
-        path: "<stdout>".into(),
-        source,
-    })?;
-    Ok(ExitStatus::Success)
+    })
 }
