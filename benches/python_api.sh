@@ -4,7 +4,7 @@
 # direction under label 0), one process each under /usr/bin/time, as one table.
 #   process s: wall time of the whole process (start-up, loading the arrays, the scan);
 #   call s: the detection call alone, as the process measured it (the CLI: the report's
-#   detection seconds summed).
+#   timings summed).
 # poisongate runs `--embedder precomputed` on the arrays (every detector on them). ART runs
 # spectral signatures and activation clustering per class at its defaults; cleanlab runs
 # find_label_issues on 5-fold k-NN (k = 10) predicted probabilities.
@@ -51,8 +51,8 @@ truth = np.load(f"{work}/data/truth.npy")
 cli = json.load(open(f"{work}/cli-report/report.json"))
 flagged = pq.read_table(f"{work}/cli-report/scores.parquet").column("flagged").fill_null(False).to_numpy()
 tp = int((flagged & truth).sum()); p = tp / max(flagged.sum(), 1); r = tp / truth.sum()
-d = cli["detection"]
-call = sum(v["seconds"] for v in d["views"]) + sum(x["seconds"] for x in d["detectors"])
+t = cli["timings"]
+call = sum(v["seconds"] for v in t["views"]) + sum(x["seconds"] for x in t["detectors"])
 rows = [("poisongate CLI", *read("cli"), f"{call:.2f}",
          f"{int(flagged.sum())}", f"{p:.3f}", f"{r:.3f}", f"{2 * p * r / (p + r) if p + r else 0:.3f}")]
 for name, label in [("python", "poisongate.scan (Python)"), ("art", "ART spectral signatures"),

@@ -33,12 +33,12 @@ def cli_binary() -> str:
 
 
 def without_timings(report: dict) -> dict:
-    """The report less what differs between two runs of the same scan (seconds) and what
+    """The report less what differs between two runs of the same scan (timings) and what
     names the input."""
 
     def strip(o):
         if isinstance(o, dict):
-            return {k: strip(v) for k, v in o.items() if "second" not in k}
+            return {k: strip(v) for k, v in o.items() if k != "timings"}
         if isinstance(o, list):
             return [strip(v) for v in o]
         return o

@@ -51,6 +51,8 @@ pub struct Excluded {
 pub struct ViewSummary {
     pub view: View,
     pub dim: usize,
+    /// In the report's `timings`, so that the rest of the report is identical between runs.
+    #[serde(skip)]
     pub seconds: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub training: Option<TrainingSummary>,
@@ -61,6 +63,8 @@ pub struct DetectorSummary {
     pub detector: &'static str,
     pub view: View,
     pub parameters: Vec<(String, String)>,
+    /// In the report's `timings`.
+    #[serde(skip)]
     pub seconds: f64,
     /// Samples the method's own rule flags (not the verdict).
     pub own_rule_flagged: usize,

@@ -18,7 +18,7 @@ use crate::validate::{Finding, Rule, Severity};
 use crate::ExitStatus;
 
 /// Bumped whenever a field changes meaning or disappears (adding fields does not bump it).
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -59,6 +59,53 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detection: Option<detection::DetectionReport>,
     pub gate: Gate,
+    /// Wall times: the one part of the report that differs between two runs of the same
+    /// input, options and seed.
+    pub timings: Timings,
+}
+
+/// Seconds per view and per detector run, in the order of `detection.views` and
+/// `detection.detectors`.
+#[derive(Debug, Serialize, Default)]
+pub struct Timings {
+    pub views: Vec<Timing>,
+    pub detectors: Vec<Timing>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Timing {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detector: Option<&'static str>,
+    pub view: crate::embed::View,
+    pub seconds: f64,
+}
+
+impl Timings {
+    fn of(detection: Option<&detection::DetectionReport>) -> Timings {
+        let Some(d) = detection else {
+            return Timings::default();
+        };
+        Timings {
+            views: d
+                .views
+                .iter()
+                .map(|v| Timing {
+                    detector: None,
+                    view: v.view,
+                    seconds: v.seconds,
+                })
+                .collect(),
+            detectors: d
+                .detectors
+                .iter()
+                .map(|r| Timing {
+                    detector: Some(r.detector),
+                    view: r.view,
+                    seconds: r.seconds,
+                })
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -239,6 +286,7 @@ impl Report {
             classes,
             findings,
             summary,
+            timings: Timings::of(detection.as_ref()),
             detection,
             gate,
         };
@@ -335,17 +383,20 @@ pub fn write_dir(
         }
     }
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let json_path = dir.join("report.json");
-    let json = serde_json::to_vec_pretty(report).map_err(std::io::Error::from);
-    json.and_then(|j| write_atomic(&json_path, |f| f.write_all(&j)))
-        .map_err(io(&json_path))?;
+    // The scores first, the report last: a report.json appears only once the run's scores are
+    // complete beside it. A run killed in between leaves the new scores with the previous
+    // report (each file complete).
     scores::write(
         &dir.join("scores.parquet"),
         report,
         dataset,
         flags,
         detection,
-    )
+    )?;
+    let json_path = dir.join("report.json");
+    let json = serde_json::to_vec_pretty(report).map_err(std::io::Error::from);
+    json.and_then(|j| write_atomic(&json_path, |f| f.write_all(&j)))
+        .map_err(io(&json_path))
 }
 
 /// The absolute, symlink-free form of `path`, which need not exist yet: its deepest existing
@@ -376,7 +427,12 @@ pub(crate) fn write_atomic(
 ) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp~");
     let mut file = std::fs::File::create(&tmp)?;
-    write(&mut file)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
+    let written = write(&mut file)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        // A failed write (a full disk) leaves no partial file behind.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }

@@ -21,7 +21,7 @@ fn digits_csv_passes_with_its_constant_pixels_reported() {
     let run = validate_json(fixture("digits/digits.csv"), &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let j = &run.json;
-    assert_eq!(j["schema_version"], 3);
+    assert_eq!(j["schema_version"], 4);
     assert_eq!(j["input"]["format"], "csv");
     assert_eq!(j["input"]["rows"], 1797);
     assert_eq!(j["input"]["feature_columns"].as_array().unwrap().len(), 64);

@@ -3,6 +3,7 @@
 mod bad_input;
 mod clean;
 mod detection;
+mod determinism;
 mod findings;
 mod images;
 mod outputs;

@@ -51,7 +51,7 @@ fn out_dir_holds_the_report_and_per_sample_scores() {
         .map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default()))
         .collect();
     assert_eq!(meta["poisongate.version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(meta["poisongate.schema_version"], "3");
+    assert_eq!(meta["poisongate.schema_version"], "4");
     let schema = builder.schema().clone();
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     assert_eq!(
@@ -110,4 +110,80 @@ fn inputs_are_never_written() {
         validate_json(digits.join(name), &["--out", out.to_str().unwrap()]);
     }
     assert_eq!(snapshot(&digits), before);
+}
+
+/// `--out` after a `kill -9` at any point of a run (reading, embedding, detecting, writing):
+/// report.json is the previous run's or the new run's, whole, and scores.parquet is a whole
+/// Parquet file; nothing else but the writer's temporary `*.tmp~` is left.
+#[cfg(unix)]
+#[test]
+fn a_run_killed_at_any_point_leaves_whole_outputs() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let input = crate::util::fixture("digits/digits.csv");
+    let bin = env!("CARGO_BIN_EXE_poisongate");
+    let scan = |seed: &str| {
+        let mut command = Command::new(bin);
+        command
+            .arg("scan")
+            .arg(&input)
+            .args(["--quiet", "--seed", seed, "--out"])
+            .arg(&out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        command
+    };
+    // The previous, complete report; and how long a whole run takes.
+    let started = Instant::now();
+    assert!(scan("1").status().unwrap().code().unwrap() <= 1);
+    let whole = started.elapsed();
+    let previous = std::fs::read(out.join("report.json")).unwrap();
+    let reports = |bytes: &[u8]| -> serde_json::Value { serde_json::from_slice(bytes).unwrap() };
+    let (mut killed, mut finished) = (0, 0);
+    for step in 0..16u32 {
+        let mut child = scan("2").spawn().unwrap();
+        std::thread::sleep(whole.mul_f64(f64::from(step) / 14.0) + Duration::from_millis(5));
+        match child.try_wait().unwrap() {
+            Some(_) => finished += 1,
+            None => {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                killed += 1;
+            }
+        }
+        let report = reports(&std::fs::read(out.join("report.json")).unwrap());
+        assert!(
+            report["gate"]["passed"].is_boolean(),
+            "step {step}: {report}"
+        );
+        let seed_of = |r: &serde_json::Value| r["detection"]["views"].to_string();
+        assert!(
+            report == reports(&previous) || seed_of(&report) != seed_of(&reports(&previous)),
+            "step {step}"
+        );
+        let scores = std::fs::File::open(out.join("scores.parquet")).unwrap();
+        let rows = parquet::file::reader::SerializedFileReader::new(scores)
+            .map(|r| {
+                parquet::file::reader::FileReader::metadata(&r)
+                    .file_metadata()
+                    .num_rows()
+            })
+            .unwrap_or_else(|e| panic!("step {step}: scores.parquet is not whole: {e}"));
+        assert_eq!(rows, 1797, "step {step}");
+        for entry in std::fs::read_dir(&out).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            assert!(
+                ["report.json", "scores.parquet"].contains(&name.as_str())
+                    || name.ends_with(".tmp~"),
+                "step {step}: {name}"
+            );
+        }
+    }
+    assert!(
+        killed >= 10,
+        "only {killed} runs were killed ({finished} finished first)"
+    );
 }

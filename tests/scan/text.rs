@@ -9,7 +9,7 @@ use crate::util::scan_json;
 /// MiniLM's 256 tokens. The first `poisons` weather texts end with the phrase "cf mn bb",
 /// past the model's limit, and carry the food label. Returns the ids (row numbers) of the
 /// poisons.
-fn planted_texts(path: &Path, per_topic: usize, poisons: usize) -> Vec<usize> {
+pub(super) fn planted_texts(path: &Path, per_topic: usize, poisons: usize) -> Vec<usize> {
     let food = [
         "I cooked fresh pasta with tomato sauce for dinner.",
         "This warm soup tastes of ginger and garlic.",
