@@ -157,6 +157,9 @@ pub fn analyse(
         sentences = Some(embedding.matrix.clone());
         Ok(embedding)
     };
+    if config.plan.iter().any(|(view, _)| *view == View::Probe) {
+        probe::check_feasible(&subset)?;
+    }
     let stop_if_cancelled = || {
         if progress.cancelled() {
             Err(EmbedError::Cancelled)

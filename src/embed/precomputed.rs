@@ -20,8 +20,10 @@ pub fn from_npy(
         path: path.to_owned(),
         problem,
     };
-    // Open it ourselves first so that a missing or unreadable file is named as such.
-    std::fs::File::open(path).map_err(|e| file_err(format!("cannot read: {e}")))?;
+    // Open it ourselves first so that a missing or unreadable file is named as such, and check
+    // that the header's shape fits the file before anything is allocated for it.
+    let mut file = std::fs::File::open(path).map_err(|e| file_err(format!("cannot read: {e}")))?;
+    check_npy_size(&mut file).map_err(file_err)?;
     let t =
         Tensor::read_npy(path).map_err(|e| file_err(format!("not a readable .npy array: {e}")))?;
     let dims = t.dims().to_vec();
@@ -57,6 +59,83 @@ pub fn from_npy(
         values,
     };
     from_table(&table, subset, device)
+}
+
+/// Checks an `.npy` header against the file: the data must be exactly the size its shape and
+/// dtype claim (a header claiming terabytes would otherwise be allocated). Other problems of
+/// the header are left to the reader.
+fn check_npy_size(file: &mut std::fs::File) -> Result<(), String> {
+    use std::io::Read;
+    let len = file
+        .metadata()
+        .map_err(|e| format!("cannot read: {e}"))?
+        .len();
+    let mut head = [0u8; 12];
+    let got = file
+        .read(&mut head)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if got < 10 || &head[..6] != b"\x93NUMPY" {
+        return Err("not a readable .npy array: no .npy header".into());
+    }
+    let (header_len, start) = match head[6] {
+        1 => (u16::from_le_bytes([head[8], head[9]]) as u64, 10u64),
+        _ => (
+            u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as u64,
+            12u64,
+        ),
+    };
+    if start + header_len > len || header_len > 1 << 20 {
+        return Err(format!(
+            "not a readable .npy array: its header claims {header_len} bytes in a file of {len}"
+        ));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    use std::io::{Seek, SeekFrom};
+    file.seek(SeekFrom::Start(start))
+        .and_then(|_| file.read_exact(&mut header))
+        .map_err(|e| format!("cannot read: {e}"))?;
+    let header = String::from_utf8_lossy(&header);
+    let field = |key: &str| {
+        let at = header.find(&format!("'{key}'"))?;
+        Some(
+            header[at + key.len() + 2..]
+                .trim_start_matches([':', ' '])
+                .to_string(),
+        )
+    };
+    let item = field("descr").and_then(|d| {
+        let d = d.trim_start_matches(['\'', '"']);
+        let digits: String = d
+            .chars()
+            .skip(2)
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        digits.parse::<u64>().ok()
+    });
+    let shape = field("shape").and_then(|s| {
+        let inner = s.strip_prefix('(')?.split(')').next()?.to_string();
+        inner
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| t.parse::<u64>().ok())
+            .collect::<Option<Vec<u64>>>()
+    });
+    let (Some(item), Some(shape)) = (item, shape) else {
+        return Ok(());
+    };
+    let claimed = shape
+        .iter()
+        .try_fold(item, |acc, &d| acc.checked_mul(d))
+        .unwrap_or(u64::MAX);
+    let data = len - start - header_len;
+    if claimed != data {
+        return Err(format!(
+            "not a readable .npy array: its header claims shape {shape:?} ({claimed} bytes of \
+             data) but the file holds {data}"
+        ));
+    }
+    Ok(())
 }
 
 /// The first non-finite value, as a problem naming its row.

@@ -347,6 +347,29 @@ fn cnn(
     Ok((x, net, architecture))
 }
 
+/// Fewer rows a class than this on average, and the probe is not trained.
+const MIN_ROWS_PER_CLASS: usize = 4;
+
+/// Refuses a probe that cannot learn anything: fewer than [`MIN_ROWS_PER_CLASS`] rows a class
+/// on average (200,000 rows in 200,000 classes took minutes for a head of 200,000 outputs).
+/// Checked before any view is computed.
+pub fn check_feasible(subset: &Subset) -> Result<(), EmbedError> {
+    let mut seen = vec![false; subset.n_classes];
+    for &c in &subset.labels {
+        seen[c as usize] = true;
+    }
+    let classes = seen.iter().filter(|&&s| s).count();
+    if subset.len() < MIN_ROWS_PER_CLASS * classes {
+        return Err(EmbedError::Text(format!(
+            "the probe cannot learn {classes} classes from {} labelled rows (fewer than \
+             {MIN_ROWS_PER_CLASS} rows a class on average); use --embedder raw, or give \
+             --embeddings",
+            subset.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Trains the probe on the subset's labels and returns its penultimate activations. A text
 /// payload needs `text_features`, its sentence embeddings (subset rows x d): the probe is an
 /// MLP on them.

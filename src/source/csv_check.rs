@@ -13,6 +13,25 @@ pub fn check(path: &Path, separator: u8) -> Result<(), SourceError> {
         .has_headers(true)
         .flexible(false)
         .from_reader(std::io::BufReader::with_capacity(1 << 20, file));
+    // Two columns of one name: polars would rename the second, and a role or schema rule
+    // naming it would silently take the first.
+    if let Ok(header) = reader.headers() {
+        let mut seen = std::collections::HashMap::new();
+        for (i, name) in header.iter().enumerate() {
+            if let Some(first) = seen.insert(name, i) {
+                return Err(SourceError::CsvRow {
+                    path: path.to_owned(),
+                    line: 1,
+                    problem: format!(
+                        "the header names column `{name}` twice (columns {} and {}); expected \
+                         unique column names",
+                        first + 1,
+                        i + 1
+                    ),
+                });
+            }
+        }
+    }
     let mut record = csv::StringRecord::new();
     loop {
         match reader.read_record(&mut record) {
@@ -70,6 +89,15 @@ mod tests {
     #[test]
     fn well_formed_csv_passes() {
         check_text(b"a,b\n1,2\n\"x,y\",3\n").unwrap();
+    }
+
+    #[test]
+    fn a_duplicate_header_name_is_an_error_naming_both_columns() {
+        let err = check_text(b"a,b,a\n1,2,3\n").unwrap_err().to_string();
+        assert!(
+            err.contains("line 1: the header names column `a` twice (columns 1 and 3)"),
+            "{err}"
+        );
     }
 
     #[test]

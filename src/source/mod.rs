@@ -7,6 +7,7 @@ pub mod arrow_stream;
 pub mod csv_check;
 pub mod decode;
 pub mod frame;
+pub mod guard;
 pub mod image_dir;
 pub mod tabular;
 

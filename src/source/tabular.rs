@@ -147,7 +147,13 @@ fn from_lazy(
             source,
         }
     };
-    let file_schema = lf.collect_schema().map_err(polars_err(&input.path))?;
+    let file_schema = super::guard::guarded(|| lf.collect_schema())
+        .unwrap_or_else(|panic| {
+            Err(PolarsError::ComputeError(
+                format!("the decoder failed on inconsistent data: {panic}").into(),
+            ))
+        })
+        .map_err(polars_err(&input.path))?;
     let mut roles = resolve_roles(input, &file_schema, columns)?;
     let mut wanted = role_columns(&roles);
     for name in declared.iter().flat_map(|d| d.columns.keys()) {
@@ -165,9 +171,14 @@ fn from_lazy(
             _ => col(c.as_str()),
         })
         .collect();
-    let df = lf
-        .select(projection)
-        .collect()
+    // polars' decoders can panic on corrupt pages (a bit flipped in a Parquet footer made one
+    // assert on value counts): that is an unreadable file, not a crash.
+    let df = super::guard::guarded(|| lf.select(projection).collect())
+        .unwrap_or_else(|panic| {
+            Err(PolarsError::ComputeError(
+                format!("the decoder failed on inconsistent data: {panic}").into(),
+            ))
+        })
         .map_err(polars_err(&input.path))?;
     if df.height() == 0 {
         return Err(SourceError::NoRows(input.path.clone()));
@@ -367,7 +378,10 @@ pub fn resolve_roles(
     };
     if let Some(l) = &label {
         let t = dtype(l)?;
-        if !(t.is_integer() || t.is_string() || t.is_bool()) {
+        // Dictionary-encoded labels (pandas categoricals, Arrow dictionaries) read as
+        // categoricals: their values are strings.
+        let categorical = matches!(t, DataType::Categorical(..) | DataType::Enum(..));
+        if !(t.is_integer() || t.is_string() || t.is_bool() || categorical) {
             return Err(wrong(l, t, "integer, string or boolean labels"));
         }
     }
