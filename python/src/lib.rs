@@ -321,6 +321,47 @@ fn load(
     })
 }
 
+/// `poisongate bench` or `sweep` (`command`) on the data; returns its report as JSON.
+fn measure(
+    py: Python<'_>,
+    command: &str,
+    source: &Bound<'_, PyAny>,
+    name: String,
+    mut args: Vec<String>,
+    embeddings: Option<&Bound<'_, PyAny>>,
+    progress: bool,
+) -> PyResult<String> {
+    let (data, matrix) = inputs(source, &name, &mut args, embeddings)?;
+    let config_err = |e: poisongate::cli::config::ConfigError| to_py(e.into());
+    let json =
+        |r: Result<String, serde_json::Error>| r.map_err(|e| PyValueError::new_err(e.to_string()));
+    match parse(command, &name, args, progress)? {
+        Command::Bench(parsed) => {
+            let mut config = BenchConfig::from_args(parsed, progress).map_err(config_err)?;
+            config.detect.embeddings = matrix.or(config.detect.embeddings);
+            let bars = Progress::new(config.input.progress);
+            let report = run_engine(py, &bars, move |bars| {
+                let dataset = load(data, &config.input, bars)?;
+                Ok(poisongate::bench::evaluate(&config, dataset, bars)?.report)
+            })?;
+            json(serde_json::to_string(&report))
+        }
+        Command::Sweep(parsed) => {
+            let mut config = SweepConfig::from_args(parsed, progress).map_err(config_err)?;
+            config.detect.embeddings = matrix.or(config.detect.embeddings);
+            let bars = Progress::new(config.input.progress);
+            let report = run_engine(py, &bars, move |bars| {
+                let clean = load(data, &config.input, bars)?;
+                poisongate::bench::sweep::sweep(&config, &clean, bars)
+            })?;
+            json(serde_json::to_string(&report))
+        }
+        _ => Err(UsageError::new_err(format!(
+            "{command} is not bench or sweep"
+        ))),
+    }
+}
+
 /// `poisongate bench` on the data: plants the attack, measures every method; returns the
 /// bench report as JSON.
 #[pyfunction]
@@ -329,24 +370,11 @@ fn bench_run(
     py: Python<'_>,
     source: &Bound<'_, PyAny>,
     name: String,
-    mut args: Vec<String>,
+    args: Vec<String>,
     embeddings: Option<&Bound<'_, PyAny>>,
     progress: bool,
 ) -> PyResult<String> {
-    let (data, matrix) = inputs(source, &name, &mut args, embeddings)?;
-    let Command::Bench(parsed) = parse("bench", &name, args, progress)? else {
-        return Err(UsageError::new_err("not a bench run"));
-    };
-    let mut config = BenchConfig::from_args(parsed, progress).map_err(|e| to_py(e.into()))?;
-    if matrix.is_some() {
-        config.detect.embeddings = matrix;
-    }
-    let bars = Progress::new(config.input.progress);
-    let report = run_engine(py, &bars, move |bars| {
-        let dataset = load(data, &config.input, bars)?;
-        Ok(poisongate::bench::evaluate(&config, dataset, bars)?.report)
-    })?;
-    serde_json::to_string(&report).map_err(|e| PyValueError::new_err(e.to_string()))
+    measure(py, "bench", source, name, args, embeddings, progress)
 }
 
 /// `poisongate sweep` on the data; returns the sweep report as JSON.
@@ -356,24 +384,11 @@ fn sweep(
     py: Python<'_>,
     source: &Bound<'_, PyAny>,
     name: String,
-    mut args: Vec<String>,
+    args: Vec<String>,
     embeddings: Option<&Bound<'_, PyAny>>,
     progress: bool,
 ) -> PyResult<String> {
-    let (data, matrix) = inputs(source, &name, &mut args, embeddings)?;
-    let Command::Sweep(parsed) = parse("sweep", &name, args, progress)? else {
-        return Err(UsageError::new_err("not a sweep"));
-    };
-    let mut config = SweepConfig::from_args(parsed, progress).map_err(|e| to_py(e.into()))?;
-    if matrix.is_some() {
-        config.detect.embeddings = matrix;
-    }
-    let bars = Progress::new(config.input.progress);
-    let report = run_engine(py, &bars, move |bars| {
-        let clean = load(data, &config.input, bars)?;
-        poisongate::bench::sweep::sweep(&config, &clean, bars)
-    })?;
-    serde_json::to_string(&report).map_err(|e| PyValueError::new_err(e.to_string()))
+    measure(py, "sweep", source, name, args, embeddings, progress)
 }
 
 #[pyfunction]

@@ -509,22 +509,32 @@ mod tests {
         assert_eq!(a.to_host().unwrap(), b.to_host().unwrap());
     }
 
-    #[test]
-    fn images_get_a_cnn_with_the_requested_width() {
-        let n = 20;
-        let img = Images {
-            width: 12,
-            height: 10,
-            channels: 3,
-            pixels: (0..n * 360).map(|i| (i % 251) as u8).collect(),
+    /// `n` images of `w x h x c` with the given pixel pattern (`pixel(i)` for byte i).
+    fn images(w: usize, h: usize, c: usize, n: usize, pixel: impl Fn(usize) -> u8) -> Images {
+        Images {
+            width: w as u32,
+            height: h as u32,
+            channels: c as u32,
+            pixels: (0..n * w * h * c).map(pixel).collect(),
             status: vec![crate::dataset::ImageStatus::Failed(String::new()); n],
-        };
-        let subset = Subset {
+        }
+    }
+
+    /// Rows 0..n alternating between two classes.
+    fn two_classes(n: usize) -> Subset {
+        Subset {
             rows: (0..n as u32).collect(),
             labels: (0..n as u32).map(|i| i % 2).collect(),
             n_classes: 2,
             excluded: Vec::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn images_get_a_cnn_with_the_requested_width() {
+        let n = 20;
+        let img = images(12, 10, 3, n, |i| (i % 251) as u8);
+        let subset = two_classes(n);
         let config = ProbeConfig {
             epochs: Some(1),
             width: 6,
@@ -547,13 +557,7 @@ mod tests {
     fn the_mlp_probe_takes_images_pooled_like_the_cnns() {
         // 70 x 66 RGB: pooled by 3 (70 / 32 rounded up) to 22 x 23, edge pixels dropped.
         let (w, h, n) = (70usize, 66usize, 6usize);
-        let img = Images {
-            width: w as u32,
-            height: h as u32,
-            channels: 3,
-            pixels: (0..n * w * h * 3).map(|i| (i * 7 % 256) as u8).collect(),
-            status: vec![crate::dataset::ImageStatus::Failed(String::new()); n],
-        };
+        let img = images(w, h, 3, n, |i| (i * 7 % 256) as u8);
         let subset = Subset {
             rows: vec![4, 1],
             labels: vec![0, 1],
@@ -580,12 +584,7 @@ mod tests {
             net: ProbeNet::Mlp,
             ..Default::default()
         };
-        let subset = Subset {
-            rows: (0..n as u32).collect(),
-            labels: (0..n as u32).map(|i| i % 2).collect(),
-            n_classes: 2,
-            excluded: Vec::new(),
-        };
+        let subset = two_classes(n);
         let payload = Payload::Images(img);
         let e = embed(
             &payload,
@@ -623,13 +622,7 @@ mod tests {
         };
         assert!(run(&table, &subset).contains("needs an image payload"));
         // 6 x 6 images leave under 8 px for the CNN.
-        let img = Images {
-            width: 6,
-            height: 6,
-            channels: 1,
-            pixels: vec![9; 10 * 36],
-            status: vec![crate::dataset::ImageStatus::Failed(String::new()); 10],
-        };
+        let img = images(6, 6, 1, 10, |_| 9);
         let msg = run(&Payload::Images(img), &subset);
         assert!(
             msg.contains("6x6") && msg.contains("--probe-net mlp"),

@@ -210,12 +210,17 @@ folder("images/other-size", {"big.png": img_bytes(Image.new("RGB", (64, 40)), "P
 folder("images/1x1", {"dot.png": img_bytes(Image.new("RGB", (1, 1)), "PNG")}, "either")
 
 
+def two_classes(path, per_class=5, classes=("a", "b")):
+    """Class folders a and b under `path`, with `per_class` good PNGs in each of `classes`."""
+    (path / "a").mkdir(parents=True)
+    (path / "b").mkdir(parents=True)
+    for cls in classes:
+        for i in range(per_class):
+            (path / cls / f"{i}.png").write_bytes(png)
+
+
 def empty_class(path):
-    folder_path = path
-    (folder_path / "a").mkdir(parents=True)
-    (folder_path / "b").mkdir(parents=True)
-    for i in range(6):
-        (folder_path / "a" / f"{i}.png").write_bytes(png)
+    two_classes(path, 6, classes=("a",))
 
 
 case("images/empty-class", empty_class, "either")
@@ -223,11 +228,7 @@ case("images/empty-class", empty_class, "either")
 
 def symlinks(kind):
     def write(path):
-        (path / "a").mkdir(parents=True)
-        (path / "b").mkdir(parents=True)
-        for cls in ("a", "b"):
-            for i in range(5):
-                (path / cls / f"{i}.png").write_bytes(png)
+        two_classes(path)
         if kind == "loop":
             os.symlink("..", path / "a" / "loop")
         elif kind == "outside":
@@ -242,11 +243,7 @@ for kind in ("loop", "outside", "dangling"):
 
 
 def nonutf8(path):
-    (path / "a").mkdir(parents=True)
-    (path / "b").mkdir(parents=True)
-    for cls in ("a", "b"):
-        for i in range(5):
-            (path / cls / f"{i}.png").write_bytes(png)
+    two_classes(path)
     with open(os.fsencode(path / "a") + b"/\xff\xfe.png", "wb") as f:
         f.write(png)
 
