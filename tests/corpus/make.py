@@ -79,9 +79,13 @@ case("csv/20MB-cell", long_line.encode(), "either", suffix=".csv")
 case("csv/single-line-no-newline", b"x0,x1,label", "error", suffix=".csv")
 case("csv/binary-garbage", bytes(rng.randrange(256) for _ in range(4096)), "either", suffix=".csv")
 case("csv/tsv-named-csv", good.replace(",", "\t").encode(), "either", suffix=".csv")
+case("csv/semicolons", good.replace(",", ";").encode(), "either", suffix=".csv")
+case("csv/quoted-header", good.replace("x0,x1,x2,label", '"x0","x1","x2","label"').encode(), "gate",
+     suffix=".csv")
+case("csv/trailing-commas", good.replace("\n", ",\n").encode(), "either", suffix=".csv")
 case("csv/quoted-newlines", ('x0,label\n"1\n2",0\n3,1\n' * 10).encode(), "either", suffix=".csv")
-for k in range(1, 6):  # truncated at a few points
-    cut = len(good) * k // 6
+for k in range(1, 11):  # truncated at ten points
+    cut = len(good) * k // 11
     case(f"csv/truncated-{k}", good.encode()[:cut], "either", suffix=".csv")
 
 # ---------------------------------------------------------------- Parquet
@@ -104,12 +108,12 @@ for k in (1, 4, 8, 9):
     case(f"parquet/truncated-end-{k}", pbytes[:-k], "error", suffix=".parquet")
 footer_len = struct.unpack("<I", pbytes[-8:-4])[0]
 footer_start = len(pbytes) - 8 - footer_len
-for k in range(12):
+for k in range(20):
     b = bytearray(pbytes)
     pos = footer_start + rng.randrange(footer_len)
     b[pos] ^= 1 << rng.randrange(8)
     case(f"parquet/footer-bitflip-{k:02d}", bytes(b), "either", suffix=".parquet")
-for k in range(12):
+for k in range(24):
     b = bytearray(pbytes)
     pos = 4 + rng.randrange(footer_start - 4)
     b[pos] ^= 0xFF
@@ -169,10 +173,10 @@ rgb = Image.new("RGB", (16, 16), (10, 200, 30))
 png = img_bytes(rgb, "PNG")
 jpg = img_bytes(rgb, "JPEG")
 folder("images/plain", {}, "gate")
-for k in range(1, 6):
-    folder(f"images/png-truncated-{k}", {"bad.png": png[: len(png) * k // 6]}, "gate")
-    folder(f"images/jpeg-truncated-{k}", {"bad.jpg": jpg[: len(jpg) * k // 6]}, "gate")
-for k in range(6):
+for k in range(1, 9):
+    folder(f"images/png-truncated-{k}", {"bad.png": png[: len(png) * k // 9]}, "gate")
+    folder(f"images/jpeg-truncated-{k}", {"bad.jpg": jpg[: len(jpg) * k // 9]}, "gate")
+for k in range(10):
     b = bytearray(png)
     b[8 + rng.randrange(len(png) - 8)] ^= 0xFF
     folder(f"images/png-bitflip-{k}", {"bad.png": bytes(b)}, "gate")
@@ -300,6 +304,46 @@ npy_case("header-claims-terabytes", header.replace(f"({rows}, 4)".encode(), b"(9
 npy_case("not-npy", b"hello", "error")
 npy_case("empty", b"", "error")
 npy_case("object-dtype", b"\x93NUMPY\x01\x00v\x00{'descr': '|O', 'fortran_order': False, 'shape': (40, 4), }" + b" " * 50 + b"\n", "error")
+
+# ---------------------------------------------------------------- .pth weights (--model)
+import pickle
+
+
+class Exploit:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /tmp/poisongate-corpus-pwned",))
+
+
+def pth_case(name, data):
+    path = CASES / "pth" / f"{name}.pth"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    manifest.append({"name": f"pth/{name}", "input": "cases/images/plain",
+                     "args": ["--embedder", "mobilenet_v2", "--model", str(path.resolve())],
+                     "expect": "error", "names": f"{name}.pth"})
+
+
+legacy_head = b"".join(pickle.dumps(x, protocol=2) for x in (0x1950A86A20F9469CFC6C, 1001, {}))
+pth_case("reduce-os-system", legacy_head + pickle.dumps(Exploit(), protocol=2))
+pth_case("forbidden-global", legacy_head + b"\x80\x02cbuiltins\neval\nq\x00X\x04\x00\x00\x001+1q\x01\x85q\x02Rq\x03.")
+pth_case("deep-nesting", legacy_head + b"\x80\x02" + b"]" * 200_000 + b"." )
+pth_case("huge-memo-index", legacy_head + b"\x80\x02j\xff\xff\xff\x7f.")
+pth_case("huge-string-length", legacy_head + b"\x80\x02X\xff\xff\xff\x7fabc.")
+pth_case("empty", b"")
+pth_case("magic-only", pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2))
+
+
+def zipped_pickle(payload):
+    """A torch zip-format file whose data.pkl is `payload`."""
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("archive/data.pkl", payload)
+    return buf.getvalue()
+
+
+pth_case("zip-with-exploit", zipped_pickle(pickle.dumps(Exploit(), protocol=2)))
 
 # ---------------------------------------------------------------- schema TOML
 schemas = {

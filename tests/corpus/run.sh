@@ -51,6 +51,10 @@ def limit():
     resource.setrlimit(resource.RLIMIT_AS, (4 * LIMIT_B, 4 * LIMIT_B))
 
 failures, stats = [], []
+# The pickles' __reduce__ would write this file if anything ran them.
+PWNED = "/tmp/poisongate-corpus-pwned"
+if os.path.exists(PWNED):
+    os.remove(PWNED)
 for c in cases:
     path = os.path.join(work, c["input"])
     before = fingerprint(path)
@@ -91,6 +95,8 @@ for c in cases:
     if problems:
         failures.append(f"{c['name']}: " + "; ".join(problems))
 
+if os.path.exists(PWNED):
+    failures.append("a pickle's __reduce__ ran: the .pth reader executed code")
 for f in failures:
     print("FAIL", f)
 slow = max(stats) if stats else (0, 0, "-")
