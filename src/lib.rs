@@ -13,6 +13,8 @@ pub mod dataset;
 pub mod detect;
 pub mod device;
 pub mod embed;
+#[cfg(test)]
+mod fuzz;
 pub mod generate;
 pub mod pipeline;
 pub mod progress;
