@@ -9,6 +9,9 @@ use std::sync::{Mutex, Once};
 /// How many guarded calls are running (a reader may panic on one of its own threads).
 static GUARDED: AtomicUsize = AtomicUsize::new(0);
 static LAST: Mutex<Option<String>> = Mutex::new(None);
+/// Guarded calls run one at a time: a panic on a reader's own thread cannot say which call it
+/// belongs to, so two at once could swap their messages.
+static SERIAL: Mutex<()> = Mutex::new(());
 static HOOK: Once = Once::new();
 
 /// Installs, once, a panic hook that keeps quiet about panics while a guarded call runs and
@@ -40,9 +43,12 @@ fn install_hook() {
 }
 
 /// Runs `work`; a panic inside it (on this thread or propagated from the reader's own) comes
-/// back as `Err` with the panic's message.
+/// back as `Err` with the panic's message. Not reentrant: `work` must not call `guarded`.
 pub fn guarded<T>(work: impl FnOnce() -> T) -> Result<T, String> {
     install_hook();
+    let _one_at_a_time = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Ok(mut last) = LAST.lock() {
         *last = None;
     }
