@@ -20,9 +20,6 @@ use crate::progress::Progress;
 
 type Target = (&'static str, &'static str, Vec<Vec<u8>>);
 
-/// Targets that can abort the whole process; see [`fuzz_every_reader`].
-const KNOWN_ABORTS: &[&str] = &["parquet"];
-
 fn seeds() -> Vec<Target> {
     let csv = b"x0,x1,label\n0.5,1,a\n1.5,2,b\n2.5,,a\n\"3\",4e2,b\n".to_vec();
     let csv2 = b"a\tb\tlabel\n1\t2\tx\n3\t4\ty\n".to_vec();
@@ -197,13 +194,6 @@ fn fuzz_every_reader() {
     let mut findings = Vec::new();
     for (target, ext, seeds) in seeds() {
         if only.as_deref().is_some_and(|o| o != target) {
-            continue;
-        }
-        // Known to abort the process (not a catchable panic) within seconds in a debug build:
-        // a mutated Parquet file makes polars-utils panic on `madvise` EINVAL where it cannot
-        // unwind (tests/fuzz/README.md). Run only when asked by name until that is fixed.
-        if only.is_none() && KNOWN_ABORTS.contains(&target) {
-            println!("fuzz {target}: skipped (known abort; FUZZ_TARGET={target} runs it)");
             continue;
         }
         let mut rng = StdRng::seed_from_u64(17);

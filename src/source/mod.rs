@@ -9,6 +9,7 @@ pub mod decode;
 pub mod frame;
 pub mod guard;
 pub mod image_dir;
+pub mod parquet_check;
 pub mod tabular;
 
 use std::path::{Path, PathBuf};
@@ -38,6 +39,8 @@ pub enum SourceError {
         #[source]
         source: polars::error::PolarsError,
     },
+    #[error("{}: cannot read as Parquet: {problem}", .path.display())]
+    Parquet { path: PathBuf, problem: String },
     #[error("{}: no column `{column}`; the columns are: {available}", .path.display())]
     NoColumn {
         path: PathBuf,

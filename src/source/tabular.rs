@@ -288,12 +288,20 @@ fn scan(input: &TabularInput, infer_rows: Option<usize>) -> Result<LazyFrame, So
         TabularFormat::Parquet => {
             let mut first: Option<SchemaRef> = None;
             for (path, file) in input.files.iter().zip(&files) {
+                super::parquet_check::check(path)?;
                 let one = file.try_clone().map_err(|e| SourceError::io(path, e))?;
-                let schema = LazyFrame::scan_parquet_sources(
-                    ScanSources::Files(Arc::from([one])),
-                    parquet_args(),
-                )
-                .and_then(|mut lf| lf.collect_schema())
+                let schema = super::guard::guarded(|| {
+                    LazyFrame::scan_parquet_sources(
+                        ScanSources::Files(Arc::from([one])),
+                        parquet_args(),
+                    )
+                    .and_then(|mut lf| lf.collect_schema())
+                })
+                .unwrap_or_else(|panic| {
+                    Err(PolarsError::ComputeError(
+                        format!("the decoder failed on inconsistent data: {panic}").into(),
+                    ))
+                })
                 .map_err(err(path))?;
                 match &first {
                     None => first = Some(schema),

@@ -362,6 +362,12 @@ for name, text in schemas.items():
                      "args": ["--schema", str(path.resolve())], "expect": "error",
                      "names": f"{name}.toml"})
 
+# ---------------------------------------------------------------- fuzzer findings
+# Kept byte for byte in tests/corpus/found/ (each under 3 KB; its README says what they did).
+FOUND = Path(__file__).resolve().parent / "found"
+for path in sorted(FOUND.glob("*.parquet")):
+    case(f"found/{path.stem}", path.read_bytes(), "error", suffix=path.suffix)
+
 for m in manifest:
     if m.get("names") is None:
         m.pop("names", None)
