@@ -187,3 +187,102 @@ fn a_run_killed_at_any_point_leaves_whole_outputs() {
         "only {killed} runs were killed ({finished} finished first)"
     );
 }
+
+/// A full disk: `--out` and `--html` on a 64 KiB tmpfs, where scores.parquet (1797 rows) and
+/// the HTML report do not fit. The run must fail with exit 2 and an error naming the file and
+/// the cause, and leave nothing behind (no temporary file, no partial output). Needs root to
+/// mount; the same path is then checked with a file-size limit, which any user can set.
+#[test]
+fn a_full_disk_is_a_named_error_and_leaves_nothing() {
+    use std::process::Command;
+
+    let dir = tempfile::tempdir().unwrap();
+    let input = crate::util::fixture("digits/digits.csv");
+    let bin = env!("CARGO_BIN_EXE_poisongate");
+    let tiny = dir.path().join("tiny");
+    std::fs::create_dir(&tiny).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&tiny)
+        .status()
+        .is_ok_and(|s| s.success());
+    let check = |out: &Path, html: &Path, limit: Option<u64>, cause: &str| {
+        let mut command = Command::new(bin);
+        command
+            .arg("scan")
+            .arg(&input)
+            .args(["--quiet", "--out"])
+            .arg(out)
+            .arg("--html")
+            .arg(html);
+        if let Some(bytes) = limit {
+            // A file-size limit makes a write past it fail with EFBIG, as a full disk fails
+            // with ENOSPC; SIGXFSZ is ignored so the write returns the error.
+            use std::os::unix::process::CommandExt;
+            unsafe {
+                command.pre_exec(move || {
+                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                    let rl = libc::rlimit {
+                        rlim_cur: bytes,
+                        rlim_max: bytes,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_FSIZE, &rl) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let done = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&done.stderr);
+        assert_eq!(done.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("cannot write"), "{stderr}");
+        assert!(stderr.contains(cause), "{stderr}");
+        assert!(
+            stderr.contains(&*out.display().to_string())
+                || stderr.contains(&*html.display().to_string()),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        let left: Vec<_> = std::fs::read_dir(out.parent().unwrap())
+            .unwrap()
+            .flat_map(|e| {
+                let path = e.unwrap().path();
+                if path.is_dir() {
+                    std::fs::read_dir(&path)
+                        .unwrap()
+                        .map(|e| e.unwrap().path())
+                        .collect()
+                } else {
+                    vec![path]
+                }
+            })
+            .filter(|p| p.is_file())
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    };
+    if mounted {
+        let result = std::panic::catch_unwind(|| {
+            check(
+                &tiny.join("out"),
+                &tiny.join("report.html"),
+                None,
+                "No space left on device",
+            )
+        });
+        let _ = Command::new("umount").arg(&tiny).status();
+        if let Err(panic) = result {
+            std::panic::resume_unwind(panic);
+        }
+    } else {
+        eprintln!("not root: the tmpfs case is skipped; the file-size limit case runs");
+    }
+    let limited = dir.path().join("limited");
+    std::fs::create_dir(&limited).unwrap();
+    check(
+        &limited.join("out"),
+        &limited.join("report.html"),
+        Some(16 * 1024),
+        "File too large",
+    );
+}
