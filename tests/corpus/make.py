@@ -8,6 +8,7 @@ Each manifest entry: name, input (relative to OUT_DIR), args (extra scan options
   "error"  exit 2 with a message naming the input (or `names`, if given);
   "gate"   exit 0 or 1 (a report: a finding or a verdict, not an error);
   "either" exit 0, 1 or 2 (the input is legal but odd; only no panic, hang or blow-up counts).
+Optional: "exit" (that exact status), "unprivileged" (run as `nobody` when run.sh is root).
 """
 
 import io
@@ -264,6 +265,30 @@ def big_class(path):
     for i in range(20):
         (path / "b" / f"{i}.png").write_bytes(img_bytes(Image.new("L", (8, 8), 200), "PNG"))
 
+
+# Unreadable inputs (mode 000). Root reads them anyway, so run.sh runs these cases as the
+# user `nobody` when it runs as root ("unprivileged": true).
+def unreadable(kind):
+    def write(path):
+        if kind == "csv":
+            path.write_text(good)
+            os.chmod(path, 0)
+            return
+        two_classes(path)
+        if kind == "image":
+            os.chmod(path / "a" / "0.png", 0)
+        else:  # a class folder that cannot be listed
+            os.chmod(path / "b", 0)
+    return write
+
+
+for kind, expect, suffix in (("csv", "error", ".csv"), ("image", "gate", ""),
+                             ("class-folder", "error", "")):
+    case(f"folders/unreadable-{kind}", unreadable(kind), expect, suffix=suffix,
+         names="unreadable-class-folder/b" if kind == "class-folder" else None)
+    manifest[-1]["unprivileged"] = True
+    if kind == "image":  # the unreadable image is an `undecodable_image` error finding
+        manifest[-1]["exit"] = 1
 
 case("folders/20k-files-in-one-class", big_class, "either", args=["--validate-only"])
 case("folders/empty-folder", lambda p: p.mkdir(parents=True), "error")

@@ -25,7 +25,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$venv/bin/python" tests/corpus/make.py "$work" >/dev/null
 "$venv/bin/python" - "$work" "$bin" <<'PY'
-import hashlib, json, os, resource, subprocess, sys, time
+import hashlib, json, os, resource, shutil, subprocess, sys, time
 work, binary = sys.argv[1], sys.argv[2]
 cases = json.load(open(f"{work}/manifest.json"))
 LIMIT_S, LIMIT_B = 10, 1 << 30
@@ -39,8 +39,11 @@ def fingerprint(path):
                 out.append((p, "link", os.readlink(p)))
                 continue
             st = os.stat(p)
-            with open(p, "rb") as fh:
-                out.append((p, st.st_mtime_ns, hashlib.sha256(fh.read()).hexdigest()))
+            try:
+                with open(p, "rb") as fh:
+                    out.append((p, st.st_mtime_ns, hashlib.sha256(fh.read()).hexdigest()))
+            except PermissionError:  # an unreadable case, when this does not run as root
+                out.append((p, st.st_mtime_ns, st.st_size, st.st_mode))
     if os.path.isfile(path):
         st = os.stat(path)
         with open(path, "rb") as fh:
@@ -49,6 +52,19 @@ def fingerprint(path):
 
 def limit():
     resource.setrlimit(resource.RLIMIT_AS, (4 * LIMIT_B, 4 * LIMIT_B))
+
+# Cases marked "unprivileged" (unreadable files) run as `nobody` when this runs as root, since
+# root reads a mode-000 file; the binary and the work folder are made reachable for it.
+AS_NOBODY = []
+if os.geteuid() == 0 and shutil.which("setpriv"):
+    AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    shutil.copy(binary, os.path.join(work, "poisongate"))
+    os.chmod(work, 0o755)
+    os.makedirs(os.path.join(work, "out"), exist_ok=True)
+    os.chmod(os.path.join(work, "out"), 0o777)
+    for root, _, _ in os.walk(os.path.join(work, "cases")):
+        if os.stat(root).st_mode & 0o777:  # leaves the unreadable cases' mode-000 folders
+            os.chmod(root, 0o755)
 
 failures, stats = [], []
 # The pickles' __reduce__ would write this file if anything ran them.
@@ -59,7 +75,10 @@ for c in cases:
     path = os.path.join(work, c["input"])
     before = fingerprint(path)
     extra = [os.path.join(work, a) if a.startswith("cases/") else a for a in c["args"]]
-    cmd = ["/usr/bin/time", "-f", "%M", binary, "scan", path, "--quiet", "--format", "json",
+    run_as, exe = [], binary
+    if c.get("unprivileged") and AS_NOBODY:
+        run_as, exe = AS_NOBODY, os.path.join(work, "poisongate")
+    cmd = ["/usr/bin/time", "-f", "%M", *run_as, exe, "scan", path, "--quiet", "--format", "json",
            "--out", os.path.join(work, "out", c["name"].replace("/", "_")), *extra]
     start = time.monotonic()
     try:
@@ -90,6 +109,8 @@ for c in cases:
         problems.append(f"expected a report (exit 0 or 1), got exit {code}: {stderr.strip()[:300]}")
     elif expect == "either" and code not in (0, 1, 2):
         problems.append(f"exit {code}")
+    if "exit" in c and code != c["exit"]:
+        problems.append(f"expected exit {c['exit']}, got exit {code}: {stderr.strip()[:300]}")
     if fingerprint(path) != before:
         problems.append("the input was changed")
     if problems:
