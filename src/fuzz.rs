@@ -197,10 +197,15 @@ fn fuzz_every_reader() {
             continue;
         }
         let mut rng = StdRng::seed_from_u64(17);
-        let path = dir.path().join(format!("input.{ext}"));
+        // A fresh name for every input: polars may still hold a memory map of the previous
+        // one, and truncating a mapped file to rewrite it raises SIGBUS (an artefact of
+        // rewriting one path, which a scan never does). Unlinking a mapped file is safe.
+        let mut path = dir.path().join(format!("input.{ext}"));
         let (start, mut execs, mut found) = (Instant::now(), 0u64, 0);
         while start.elapsed() < Duration::from_secs(seconds) {
             let bytes = mutate(&mut rng, &seeds);
+            let _ = std::fs::remove_file(&path);
+            path = dir.path().join(format!("input-{execs}.{ext}"));
             std::fs::write(&path, &bytes).unwrap();
             // Not under `source::guard` (the readers take it themselves, and it is not
             // reentrant): a panic that escapes the readers' own guards is a finding.

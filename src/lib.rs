@@ -72,6 +72,36 @@ pub enum Error {
     Truth(#[from] bench::truth::TruthError),
 }
 
+/// A message with every run of more than [`LONG_WORD`] non-blank characters shortened to its
+/// two ends: third-party errors quote the offending value, and a 20 MB CSV cell must not
+/// become a 20 MB error line.
+pub fn clip_message(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(4096));
+    let mut rest = text;
+    while !rest.is_empty() {
+        let word_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let (word, tail) = rest.split_at(word_end);
+        let chars = word.chars().count();
+        if chars > LONG_WORD {
+            let head: String = word.chars().take(60).collect();
+            let end: String = word.chars().skip(chars - 20).collect();
+            let left_out = word.len() - head.len() - end.len();
+            out.push_str(&format!("{head}...[{left_out} bytes left out]...{end}"));
+        } else {
+            out.push_str(word);
+        }
+        let blank_end = tail
+            .find(|c: char| !c.is_whitespace())
+            .unwrap_or(tail.len());
+        out.push_str(&tail[..blank_end]);
+        rest = &tail[blank_end..];
+    }
+    out
+}
+
+/// Longest run of non-blank characters an error message keeps whole (a long path fits).
+const LONG_WORD: usize = 400;
+
 /// Runs one parsed command line.
 pub fn run(args: cli::Args, stderr_is_terminal: bool) -> Result<ExitStatus, Error> {
     match args.command {
@@ -91,5 +121,26 @@ pub fn run(args: cli::Args, stderr_is_terminal: bool) -> Result<ExitStatus, Erro
             generate::run(&gen)?;
             Ok(ExitStatus::Success)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn long_values_in_messages_are_clipped_to_their_ends() {
+        let cell = "9".repeat(20_000_000);
+        let message = format!("could not parse `{cell}` as dtype i64 at column 'x0'");
+        let clipped = super::clip_message(&message);
+        assert!(clipped.len() < 200, "{} bytes", clipped.len());
+        assert!(clipped.starts_with("could not parse `999"), "{clipped}");
+        assert!(
+            clipped.ends_with("999` as dtype i64 at column 'x0'"),
+            "{clipped}"
+        );
+        assert!(clipped.contains("[19999922 bytes left out]"), "{clipped}");
+        let short = "cannot read  a/ünïcode path.png\n  caused by: denied";
+        assert_eq!(super::clip_message(short), short);
+        let wide: String = "é".repeat(500);
+        assert!(super::clip_message(&wide).contains("left out"));
     }
 }

@@ -31,10 +31,13 @@ fn main() -> ExitCode {
             if is_broken_pipe(&err) {
                 return ExitStatus::Success.into();
             }
-            eprintln!("poisongate: error: {err}");
+            eprintln!(
+                "poisongate: error: {}",
+                poisongate::clip_message(&err.to_string())
+            );
             let mut cause = std::error::Error::source(&err);
             while let Some(c) = cause {
-                eprintln!("  caused by: {c}");
+                eprintln!("  caused by: {}", poisongate::clip_message(&c.to_string()));
                 cause = c.source();
             }
             ExitStatus::Error.into()

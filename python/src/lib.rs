@@ -57,6 +57,7 @@ fn to_py(err: Error) -> PyErr {
         }
         source = cause.source();
     }
+    let message = poisongate::clip_message(&message);
     match err {
         Error::Config(_) => UsageError::new_err(message),
         Error::Embed(EmbedError::Cancelled) => {

@@ -6,16 +6,30 @@ use std::path::Path;
 
 use super::SourceError;
 
+/// Longest line read: a row is held whole (here and by polars), so a 1 GB line would be a
+/// gigabyte in memory twice. Training rows are far shorter; a longer line is an error.
+pub const MAX_LINE_BYTES: u64 = 64 << 20;
+
 pub fn check(path: &Path, separator: u8) -> Result<(), SourceError> {
+    check_with(path, separator, MAX_LINE_BYTES)
+}
+
+fn check_with(path: &Path, separator: u8, max_line: u64) -> Result<(), SourceError> {
     let file = std::fs::File::open(path).map_err(|e| SourceError::io(path, e))?;
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(separator)
         .has_headers(true)
         .flexible(false)
-        .from_reader(std::io::BufReader::with_capacity(1 << 20, file));
+        .from_reader(LineLimit {
+            inner: std::io::BufReader::with_capacity(1 << 20, file),
+            max: max_line,
+            run: 0,
+            line: 1,
+        });
     // Two columns of one name: polars would rename the second, and a role or schema rule
     // naming it would silently take the first.
-    if let Ok(header) = reader.headers() {
+    let header = reader.headers().map_err(|e| describe(path, e))?;
+    {
         let mut seen = std::collections::HashMap::new();
         for (i, name) in header.iter().enumerate() {
             if let Some(first) = seen.insert(name, i) {
@@ -68,10 +82,61 @@ fn describe(path: &Path, e: csv::Error) -> SourceError {
             ),
         ),
         csv::ErrorKind::Io(_) => match e.into_kind() {
-            csv::ErrorKind::Io(io) => SourceError::io(path, io),
+            csv::ErrorKind::Io(io) => match io.get_ref().and_then(|i| i.downcast_ref::<LongLine>()) {
+                Some(long) => row(
+                    long.line,
+                    format!(
+                        "the line is longer than {} bytes; expected rows of at most that",
+                        long.max
+                    ),
+                ),
+                None => SourceError::io(path, io),
+            },
             _ => unreachable!("matched Io above"),
         },
         _ => row(0, e.to_string()),
+    }
+}
+
+/// A reader that fails once a line runs past `max` bytes, before the CSV reader buffers it.
+struct LineLimit<R> {
+    inner: R,
+    max: u64,
+    /// Bytes since the last newline.
+    run: u64,
+    line: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("line {line} is longer than {max} bytes")]
+struct LongLine {
+    line: u64,
+    max: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for LineLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', &buf[..n]) {
+            self.run += (end - start) as u64;
+            if self.run > self.max {
+                break;
+            }
+            self.run = 0;
+            self.line += 1;
+            start = end + 1;
+        }
+        if self.run <= self.max {
+            self.run += (n - start) as u64;
+        }
+        if self.run > self.max {
+            return Err(std::io::Error::other(LongLine {
+                line: self.line,
+                max: self.max,
+            }));
+        }
+        Ok(n)
     }
 }
 
@@ -84,6 +149,23 @@ mod tests {
         let path = dir.path().join("t.csv");
         std::fs::write(&path, text).unwrap();
         check(&path, b',')
+    }
+
+    #[test]
+    fn a_line_past_the_limit_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        let long = format!("a,b\n1,2\n3,{}\n5,6\n", "9".repeat(5000));
+        std::fs::write(&path, &long).unwrap();
+        let err = check_with(&path, b',', 4096).unwrap_err().to_string();
+        assert!(
+            err.contains("t.csv: line 3: the line is longer than"),
+            "{err}"
+        );
+        check_with(&path, b',', 6000).unwrap();
+        // At the limit exactly (the line without its newline): accepted.
+        check_with(&path, b',', 5002).unwrap();
+        check_with(&path, b',', 5001).unwrap_err();
     }
 
     #[test]

@@ -446,10 +446,11 @@ pub fn resolve_roles(
         payload,
         ignored: Vec::new(),
     };
-    let used = role_columns(&roles);
+    // A set: a table may have 100k columns, and a list lookup per column was quadratic.
+    let used: std::collections::HashSet<String> = role_columns(&roles).into_iter().collect();
     roles.ignored = schema
         .iter()
-        .filter(|(n, _)| !used.iter().any(|u| u == n.as_str()))
+        .filter(|(n, _)| !used.contains(n.as_str()))
         .map(|(n, t)| (n.to_string(), t.to_string()))
         .collect();
     Ok(roles)

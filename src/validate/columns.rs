@@ -233,9 +233,12 @@ fn run(df: &DataFrame, checks: Vec<Check>) -> PolarsResult<Vec<Finding>> {
     if checks.is_empty() {
         return Ok(Vec::new());
     }
+    // Plain evaluation: the optimiser's passes cost more than they save on one flat select of
+    // independent aggregates, and with 100k columns they took most of the scan.
     let counts = df
         .clone()
         .lazy()
+        .without_optimizations()
         .select(
             checks
                 .iter()
@@ -312,7 +315,13 @@ fn constant_columns(frame: &Frame) -> PolarsResult<Vec<Finding>> {
             ]
         })
         .collect();
-    let stats = frame.df.clone().lazy().select(exprs).collect()?;
+    let stats = frame
+        .df
+        .clone()
+        .lazy()
+        .without_optimizations()
+        .select(exprs)
+        .collect()?;
     let mut findings = Vec::new();
     for f in numeric {
         let get = |s: &str| -> PolarsResult<Option<f64>> {

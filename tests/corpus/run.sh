@@ -109,6 +109,8 @@ for c in cases:
         problems.append(f"expected a report (exit 0 or 1), got exit {code}: {stderr.strip()[:300]}")
     elif expect == "either" and code not in (0, 1, 2):
         problems.append(f"exit {code}")
+    if len(stderr) > 64 << 10:
+        problems.append(f"an error message of {len(stderr)} bytes")
     if "exit" in c and code != c["exit"]:
         problems.append(f"expected exit {c['exit']}, got exit {code}: {stderr.strip()[:300]}")
     if fingerprint(path) != before:
