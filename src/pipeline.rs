@@ -158,7 +158,10 @@ pub fn analyse(
         Ok(embedding)
     };
     if config.plan.iter().any(|(view, _)| *view == View::Probe) {
-        probe::check_feasible(&subset)?;
+        probe::check_feasible(&subset).map_err(|e| match e {
+            EmbedError::Text(why) => EmbedError::Text(format!("{}: {why}", dataset.origin.path)),
+            other => other,
+        })?;
     }
     let stop_if_cancelled = || {
         if progress.cancelled() {

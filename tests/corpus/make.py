@@ -155,10 +155,10 @@ null_labels = pa.table({"x0": np.arange(n, dtype=np.float64),
 case("parquet/null-labels", parquet_bytes(null_labels), "gate", suffix=".parquet")
 all_null = pa.table({"x0": np.arange(n, dtype=np.float64), "label": pa.nulls(n, pa.string())})
 case("parquet/all-null-labels", parquet_bytes(all_null), "either", suffix=".parquet")
-many = 200_000
+many = 1_000_000
 distinct = pa.table({"x0": np.arange(many, dtype=np.float32),
                      "label": pa.array([f"c{i}" for i in range(many)])})
-case("parquet/200k-distinct-labels", parquet_bytes(distinct), "either", suffix=".parquet")
+case("parquet/1M-distinct-labels", parquet_bytes(distinct), "error", suffix=".parquet")
 float_labels = pa.table({"x0": np.arange(n, dtype=np.float64), "label": np.arange(n) / 3.0})
 case("parquet/float-labels", parquet_bytes(float_labels), "either", suffix=".parquet")
 bool_feats = pa.table({"x0": pa.array([i % 2 == 0 for i in range(n)]),
