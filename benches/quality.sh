@@ -12,12 +12,14 @@
 # Usage: bash benches/quality.sh [--split tuning|test|all] [--only NAME[,NAME]]
 #          [--attacks "clean badnets blend flip"] [--rates "0.05 0.1"] [--seeds "0"]
 #          [--blend-alpha 0.15] [--patch N] [--embedder E] [--activations] [--resume]
-#          [--probe-net auto|cnn|mlp] [--bin PATH]
+#          [--probe-net auto|cnn|mlp] [--scan-args "ARGS" --tag TAG] [--bin PATH]
 #        --patch N: BadNets patch size (pixels; trigger columns for tables) for every dataset,
 #        in place of the suite file's; the rows are then named NAME+patchN. A --blend-alpha
 #        other than 0.15 names them NAME+alphaA.
 #        --probe-net NET: the probe's network (scan's --probe-net); rows are named NAME+NET
 #        for cnn and mlp. Tables and text take the MLP whatever is asked, so only image sets run.
+#        --scan-args "ARGS": more scan options for every run (e.g. "--knn-index ivf"); the rows
+#        are then named NAME+TAG.
 #        --resume: keep the runs already in $QUALITY_LOG (same binary and options assumed)
 #        and do only the missing ones.
 #        --activations: judge each run on a model's own activations, as a user who brings
@@ -41,6 +43,8 @@ activations=0
 resume=0
 patch=""
 probe_net=auto
+scan_args=""
+tag=""
 bin=""
 while [ $# -gt 0 ]; do
   case $1 in
@@ -55,6 +59,8 @@ while [ $# -gt 0 ]; do
     --resume) resume=1; shift ;;
     --patch) patch=$2; shift 2 ;;
     --probe-net) probe_net=$2; shift 2 ;;
+    --scan-args) scan_args=$2; shift 2 ;;
+    --tag) tag=$2; shift 2 ;;
     --bin) bin=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
@@ -62,6 +68,10 @@ done
 case $split in tuning|test|all) ;; *) echo "--split must be tuning, test or all" >&2; exit 2 ;; esac
 if [ "$activations" = 1 ] && [ -n "$embedder" ]; then
   echo "--activations sets the views itself; leave out --embedder" >&2
+  exit 2
+fi
+if [ -n "$scan_args" ] && [ -z "$tag" ]; then
+  echo "--scan-args needs --tag, to name its rows apart" >&2
   exit 2
 fi
 if [ -z "$bin" ]; then
@@ -81,9 +91,9 @@ fi
 # One line per run to do: split|name|input|attack|rate|seed|dataset rows|extra arguments. The suite file
 # says which attacks suit each dataset, its target, and its patch size.
 plan=$(python3 - "$split" "$only" "$attacks" "$rates" "$seeds" "$blend_alpha" "$embedder" \
-  "$activations" "$patch" "$probe_net" <<'EOF'
+  "$activations" "$patch" "$probe_net" "$scan_args" "$tag" <<'EOF'
 import os, shlex, subprocess, sys, tomllib
-split, only, attacks, rates, seeds, alpha, embedder, activations, patch, probe_net = sys.argv[1:11]
+split, only, attacks, rates, seeds, alpha, embedder, activations, patch, probe_net, scan_args, tag = sys.argv[1:13]
 only = set(filter(None, only.split(",")))
 suite = tomllib.load(open("datasets/suite.toml", "rb"))["dataset"]
 data = os.path.expanduser("~/.cache/poisongate-data")
@@ -121,6 +131,9 @@ for d in suite:
         if probe_net != "auto":
             extra += ["--probe-net", probe_net]
             name += "+" + probe_net
+        if scan_args:
+            extra += shlex.split(scan_args)
+            name += "+" + tag
         if patch:
             name += "+patch" + patch
         if float(alpha) != 0.15:

@@ -246,6 +246,8 @@ pub(super) fn detect_config(args: DetectArgs) -> Result<DetectConfig, ConfigErro
         knn: KnnConfig {
             k: args.knn_k,
             index: args.knn_index,
+            probe: args.knn_probe as usize,
+            min_recall: args.knn_recall,
             ..Default::default()
         },
         shift: ShiftConfig {

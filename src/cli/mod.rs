@@ -124,9 +124,20 @@ pub struct DetectArgs {
     #[arg(long, default_value_t = crate::detect::knn::DEFAULT_K)]
     pub knn_k: usize,
 
-    /// Neighbour search: exact, or an approximate HNSW graph for large CPU runs.
+    /// Neighbour search: exact, or approximate for large CPU runs (ivf: an inverted file
+    /// over k-means partitions; hnsw: an HNSW graph).
     #[arg(long, value_enum, default_value_t = crate::detect::knn::NeighbourIndex::Exact)]
     pub knn_index: crate::detect::knn::NeighbourIndex,
+
+    /// With --knn-index ivf: partitions each query searches first; doubled until the
+    /// sampled recall reaches --knn-recall.
+    #[arg(long, default_value_t = crate::detect::knn::DEFAULT_PROBE as u32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub knn_probe: u32,
+
+    /// With --knn-index ivf: the recall@k that the search must reach on 256 sampled
+    /// queries searched exactly (0: keep --knn-probe as given).
+    #[arg(long, default_value_t = crate::detect::knn::DEFAULT_MIN_RECALL)]
+    pub knn_recall: f64,
 
     /// Verdict: a sample is a label issue when one other label holds at least this share of
     /// its neighbours.

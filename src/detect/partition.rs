@@ -86,19 +86,39 @@ impl Partition {
     /// A few rounds of Lloyd's k-means from seeded distinct rows, assignments by matrix
     /// product. The clustering only decides how much work is skipped, never the answer, so a
     /// rough one is enough.
-    pub fn new(values: &[f32], n: usize, d: usize, clusters: usize) -> Self {
+    ///
+    /// With `train_rows` below `n`, the rounds run on that many seeded sampled rows and all
+    /// rows are then assigned once: at millions of rows, rounds over every row cost more than
+    /// the search they serve.
+    pub fn new(
+        values: &[f32],
+        n: usize,
+        d: usize,
+        clusters: usize,
+        train_rows: Option<usize>,
+    ) -> Self {
         let clusters = clusters.clamp(1, n.max(1));
         let mut assignment = vec![0u32; n];
         if clusters > 1 && d > 0 {
             let mut rng = rand::rngs::StdRng::seed_from_u64(PARTITION_SEED);
-            let mut centres: Vec<f32> = rand::seq::index::sample(&mut rng, n, clusters)
+            let sampled: Option<Vec<f32>> = train_rows.filter(|&m| m < n).map(|m| {
+                let mut rows = rand::seq::index::sample(&mut rng, n, m.max(clusters)).into_vec();
+                rows.sort_unstable();
+                rows.iter()
+                    .flat_map(|&i| values[i * d..(i + 1) * d].iter().copied())
+                    .collect()
+            });
+            let train = sampled.as_deref().unwrap_or(values);
+            let m = train.len() / d;
+            let mut train_assignment = vec![0u32; m];
+            let mut centres: Vec<f32> = rand::seq::index::sample(&mut rng, m, clusters)
                 .into_iter()
-                .flat_map(|i| values[i * d..(i + 1) * d].iter().copied())
+                .flat_map(|i| train[i * d..(i + 1) * d].iter().copied())
                 .collect();
             for round in 0..=LLOYD_ROUNDS {
-                assign(values, n, d, &centres, &mut assignment);
+                assign(train, m, d, &centres, &mut train_assignment);
                 if round < LLOYD_ROUNDS {
-                    let (means, _) = means(values, d, clusters, &assignment);
+                    let (means, _) = means(train, d, clusters, &train_assignment);
                     // An emptied cluster keeps its old centre.
                     for (c, mean) in centres.chunks_mut(d).zip(means.chunks(d)) {
                         if mean.iter().all(|v| v.is_finite()) {
@@ -106,6 +126,11 @@ impl Partition {
                         }
                     }
                 }
+            }
+            if sampled.is_some() {
+                assign(values, n, d, &centres, &mut assignment);
+            } else {
+                assignment = train_assignment;
             }
         }
         let (centres, members) = means(values, d, clusters, &assignment);

@@ -132,3 +132,52 @@ fn help_documents_the_exit_codes() {
     assert!(help.contains("Exit codes:"), "{help}");
     assert!(help.contains("1  the gate fails"), "{help}");
 }
+
+/// The inverted-file search (`--knn-index ivf`) on the digits: it states its partitions,
+/// probe and sampled recall, reaches the recall it is asked for, and the gate's verdict is
+/// the exact search's.
+#[test]
+fn digits_pass_with_the_inverted_file_search_at_its_stated_recall() {
+    let exact = crate::util::scan_json(fixture("digits/digits.csv"), &["--embedder", "raw"]);
+    let ivf = crate::util::scan_json(
+        fixture("digits/digits.csv"),
+        &[
+            "--embedder",
+            "raw",
+            "--knn-index",
+            "ivf",
+            "--knn-probe",
+            "1",
+        ],
+    );
+    assert_eq!(ivf.code, exact.code, "{}", ivf.stderr);
+    assert_eq!(ivf.json["gate"], exact.json["gate"]);
+    let knn = ivf.json["detection"]["detectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["detector"] == "knn")
+        .unwrap();
+    let param = |name: &str| -> String {
+        knn["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p[0] == name)
+            .unwrap_or_else(|| panic!("no {name} in {knn}"))[1]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(param("index"), "ivf");
+    assert_eq!(param("partitions"), "42"); // round(sqrt(1797))
+    let recall: f64 = param("recall_sampled")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(recall >= 0.95, "{recall}");
+    // Probe 1 does not reach 0.95 on the digits' pixels; the search widened.
+    assert!(param("probe").parse::<usize>().unwrap() > 1, "{knn}");
+}

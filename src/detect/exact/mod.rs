@@ -5,6 +5,7 @@
 //! inequality), which changes the work and never the answer.
 
 use candle_core::{DType, Tensor};
+use rand::SeedableRng;
 use rayon::prelude::*;
 
 use super::partition::{products, row_norms, Partition};
@@ -114,11 +115,16 @@ pub(crate) fn search(values: &[f32], n: usize, d: usize, k: usize) -> Vec<u32> {
 
 /// How [`search_with`] cuts the work: queries per block, reference rows per tile, and the
 /// number of clusters the rows are partitioned into for pruning (1: every pair is computed).
+/// With `probe`, the search is approximate (an inverted-file search): each query looks only in
+/// the `probe` clusters whose centres are nearest to it. With `train_rows`, the partition's
+/// centres are fitted on that many sampled rows and every row is then assigned once.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Plan {
     pub block: usize,
     pub tile: usize,
     pub clusters: usize,
+    pub probe: Option<usize>,
+    pub train_rows: Option<usize>,
 }
 
 impl Plan {
@@ -128,7 +134,155 @@ impl Plan {
             block: QUERY_BLOCK,
             tile: REFERENCE_TILE,
             clusters: (n / CLUSTER_ROWS).max(1),
+            probe: None,
+            train_rows: None,
         }
+    }
+
+    /// The inverted-file search: about `sqrt(n)` clusters (so that assigning the rows and
+    /// searching `probe` clusters a query both grow as `n^1.5`), centres fitted on
+    /// [`IVF_TRAIN_PER_CLUSTER`] sampled rows a cluster.
+    pub(crate) fn ivf(n: usize, probe: usize) -> Self {
+        let clusters = ((n as f64).sqrt().round() as usize).max(1);
+        Plan {
+            block: QUERY_BLOCK,
+            tile: REFERENCE_TILE,
+            clusters,
+            probe: Some(probe.max(1)),
+            train_rows: Some(clusters * IVF_TRAIN_PER_CLUSTER),
+        }
+    }
+}
+
+/// Rows sampled a cluster to fit the inverted file's centres (FAISS advises 30 to 256).
+const IVF_TRAIN_PER_CLUSTER: usize = 64;
+
+/// What the inverted-file search did: the partitions it searched a query, and the recall@k
+/// it measured for that setting against the exact search on `sample` seeded rows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IvfReport {
+    pub clusters: usize,
+    pub probe: usize,
+    pub recall: f64,
+    pub sample: usize,
+}
+
+/// Queries whose exact neighbours the inverted file's recall is measured against.
+const RECALL_SAMPLE: usize = 256;
+const RECALL_SEED: u64 = 0x7265_6361_6c6c;
+
+/// Approximate neighbours by the inverted-file search ([`Plan::ivf`]) on the CPU: each row's
+/// k nearest other rows among those in the partitions whose centres are nearest to it. The
+/// recall is measured, not assumed: [`RECALL_SAMPLE`] seeded rows are searched exactly, and
+/// starting from `probe` partitions the number searched doubles until the sample's recall@k
+/// reaches `min_recall` (or every partition is searched, which is the exact search). The same
+/// layout as [`neighbours`]; a place no row filled is `u32::MAX`.
+pub fn ivf_neighbours(
+    matrix: &Tensor,
+    k: usize,
+    probe: usize,
+    min_recall: f64,
+) -> Result<(Vec<u32>, Option<IvfReport>), EmbedError> {
+    let n = matrix.dim(0).context("k-NN")?;
+    if k == 0 || n <= k {
+        return Ok((Vec::new(), None));
+    }
+    let op = IvfOp {
+        k,
+        probe,
+        min_recall,
+        report: std::sync::Mutex::new(None),
+    };
+    let nn = matrix
+        .to_device(&candle_core::Device::Cpu)
+        .and_then(|x| prepared(&x))
+        .and_then(|x| x.apply_op1_no_bwd(&op))
+        .and_then(|nn| nn.flatten_all())
+        .and_then(|nn| nn.to_vec1::<u32>())
+        .context("k-NN")?;
+    let report = op.report.lock().ok().and_then(|r| *r);
+    Ok((nn, report))
+}
+
+/// [`ivf_neighbours`] on a row-major slice.
+pub(crate) fn ivf_search(
+    values: &[f32],
+    n: usize,
+    d: usize,
+    k: usize,
+    probe: usize,
+    min_recall: f64,
+) -> (Vec<u32>, IvfReport) {
+    let plan = Plan::ivf(n, probe);
+    let index = Index::new(values, n, d, &plan);
+    let clusters = index.parts.len();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(RECALL_SEED);
+    let mut sample = rand::seq::index::sample(&mut rng, n, RECALL_SAMPLE.min(n)).into_vec();
+    sample.sort_unstable();
+    let sample: Vec<u32> = sample.into_iter().map(|r| r as u32).collect();
+    let (exact, _) = index.search(k, &plan, None, Some(&sample));
+    let mut probe = probe.max(1);
+    let recall = loop {
+        let (approx, _) = index.search(k, &plan, Some(probe), Some(&sample));
+        let recall = recall_of(&exact, &approx, k);
+        if recall >= min_recall || probe >= clusters {
+            break recall;
+        }
+        probe = (probe * 2).min(clusters);
+    };
+    let (nn, _) = index.search(k, &plan, Some(probe), None);
+    let report = IvfReport {
+        clusters,
+        probe,
+        recall,
+        sample: sample.len(),
+    };
+    (nn, report)
+}
+
+/// Share of the exact lists' entries that the approximate lists hold (`k` a query).
+pub(crate) fn recall_of(exact: &[u32], approx: &[u32], k: usize) -> f64 {
+    if exact.is_empty() {
+        return 1.0;
+    }
+    let hits: usize = exact
+        .chunks(k)
+        .zip(approx.chunks(k))
+        .map(|(e, a)| e.iter().filter(|j| a.contains(j)).count())
+        .sum();
+    hits as f64 / exact.len() as f64
+}
+
+/// The inverted-file search as a candle op, so it reads the matrix in place (at 20M x 64 a
+/// copy is 5 GB); what it did is left in `report`.
+#[derive(Debug)]
+struct IvfOp {
+    k: usize,
+    probe: usize,
+    min_recall: f64,
+    report: std::sync::Mutex<Option<IvfReport>>,
+}
+
+impl candle_core::CustomOp1 for IvfOp {
+    fn name(&self) -> &'static str {
+        "knn-ivf"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let (n, d) = layout.shape().dims2()?;
+        let Some((a, b)) = layout.contiguous_offsets() else {
+            candle_core::bail!("knn: the matrix must be contiguous");
+        };
+        let values = &storage.as_slice::<f32>()?[a..b];
+        let (out, report) = ivf_search(values, n, d, self.k, self.probe, self.min_recall);
+        if let Ok(mut slot) = self.report.lock() {
+            *slot = Some(report);
+        }
+        Ok((candle_core::CpuStorage::U32(out), (n, self.k).into()))
     }
 }
 
@@ -149,43 +303,110 @@ pub(crate) fn search_with(
     k: usize,
     plan: &Plan,
 ) -> (Vec<u32>, u64) {
-    let norms = if d == 0 {
-        vec![0.0; n]
-    } else {
-        row_norms(values, d)
-    };
-    let parts = Partition::new(values, n, d, plan.clusters);
-    // An upper bound on every row's squared norm, for the rounding margin.
-    let max_norm = norms.iter().fold(0f32, |m, &v| m.max(v));
-    let work: Vec<&[u32]> = parts
-        .members
-        .iter()
-        .flat_map(|m| m.chunks(plan.block.max(1)))
-        .collect();
-    let context = Context {
-        values,
-        d,
-        k,
-        tile: plan.tile.max(1),
-        norms: &norms,
-        parts: &parts,
-        max_norm,
-    };
-    let results: Vec<(Vec<u32>, u64)> = work
-        .par_iter()
-        .map_init(Scratch::default, |scratch, queries| {
-            context.block(queries, scratch)
-        })
-        .collect();
-    let mut out = vec![0u32; n * k];
-    let mut pairs = 0u64;
-    for (queries, (nearest, computed)) in work.iter().zip(results) {
-        pairs += computed;
-        for (&q, found) in queries.iter().zip(nearest.chunks(k)) {
-            out[q as usize * k..(q as usize + 1) * k].copy_from_slice(found);
+    Index::new(values, n, d, plan).search(k, plan, plan.probe, None)
+}
+
+/// The rows with their norms and partition, searched once or many times (the inverted file
+/// measures its recall on sampled queries before the full search).
+struct Index<'a> {
+    values: &'a [f32],
+    n: usize,
+    d: usize,
+    norms: Vec<f32>,
+    parts: Partition,
+    /// An upper bound on every row's squared norm, for the rounding margin.
+    max_norm: f32,
+}
+
+impl<'a> Index<'a> {
+    fn new(values: &'a [f32], n: usize, d: usize, plan: &Plan) -> Self {
+        let norms = if d == 0 {
+            vec![0.0; n]
+        } else {
+            row_norms(values, d)
+        };
+        let parts = Partition::new(values, n, d, plan.clusters, plan.train_rows);
+        let max_norm = norms.iter().fold(0f32, |m, &v| m.max(v));
+        Index {
+            values,
+            n,
+            d,
+            norms,
+            parts,
+            max_norm,
         }
     }
-    (out, pairs)
+
+    /// The k nearest other rows of every row, or of the rows `only` (ascending) in their
+    /// order, searching `probe` partitions a query (all: exact). Also the number of (query,
+    /// row) distances computed.
+    fn search(
+        &self,
+        k: usize,
+        plan: &Plan,
+        probe: Option<usize>,
+        only: Option<&[u32]>,
+    ) -> (Vec<u32>, u64) {
+        let wanted: Option<Vec<bool>> = only.map(|rows| {
+            let mut wanted = vec![false; self.n];
+            for &r in rows {
+                wanted[r as usize] = true;
+            }
+            wanted
+        });
+        let queries: Vec<Vec<u32>> = match &wanted {
+            None => Vec::new(),
+            Some(w) => self
+                .parts
+                .members
+                .iter()
+                .map(|m| m.iter().copied().filter(|&r| w[r as usize]).collect())
+                .collect(),
+        };
+        let work: Vec<&[u32]> = match &wanted {
+            None => self
+                .parts
+                .members
+                .iter()
+                .flat_map(|m| m.chunks(plan.block.max(1)))
+                .collect(),
+            Some(_) => queries
+                .iter()
+                .flat_map(|m| m.chunks(plan.block.max(1)))
+                .collect(),
+        };
+        let context = Context {
+            values: self.values,
+            d: self.d,
+            k,
+            probe,
+            tile: plan.tile.max(1),
+            norms: &self.norms,
+            parts: &self.parts,
+            max_norm: self.max_norm,
+        };
+        let results: Vec<(Vec<u32>, u64)> = work
+            .par_iter()
+            .map_init(Scratch::default, |scratch, queries| {
+                context.block(queries, scratch)
+            })
+            .collect();
+        // Where each query's list goes: its row, or its place in `only`.
+        let place: Box<dyn Fn(u32) -> usize> = match only {
+            None => Box::new(|q| q as usize),
+            Some(rows) => Box::new(move |q| rows.binary_search(&q).unwrap_or(0)),
+        };
+        let mut out = vec![0u32; only.map_or(self.n, <[u32]>::len) * k];
+        let mut pairs = 0u64;
+        for (queries, (nearest, computed)) in work.iter().zip(results) {
+            pairs += computed;
+            for (&q, found) in queries.iter().zip(nearest.chunks(k)) {
+                let at = place(q);
+                out[at * k..(at + 1) * k].copy_from_slice(found);
+            }
+        }
+        (out, pairs)
+    }
 }
 
 /// What every block of queries reads.
@@ -193,6 +414,7 @@ struct Context<'a> {
     values: &'a [f32],
     d: usize,
     k: usize,
+    probe: Option<usize>,
     tile: usize,
     norms: &'a [f32],
     parts: &'a Partition,
@@ -243,6 +465,45 @@ impl Context<'_> {
             d,
             false,
         );
+        // The inverted file: each query's `probe` nearest centres (squared distance, then
+        // index) are the only clusters it looks in; `allowed` is the farthest of them.
+        let allowed: Vec<(f32, usize)> = match self.probe {
+            Some(probe) if probe < clusters => bounds
+                .chunks(clusters)
+                .zip(&query_norms)
+                .map(|(dots, &qn)| {
+                    let mut near: Vec<(f32, usize)> = dots
+                        .iter()
+                        .zip(&parts.centre_norms)
+                        .enumerate()
+                        .filter(|(c, _)| !parts.members[*c].is_empty())
+                        .map(|(c, (&dot, &cn))| (qn + cn - 2.0 * dot, c))
+                        .collect();
+                    let last = probe.min(near.len()).saturating_sub(1);
+                    near.select_nth_unstable_by(last, |a, b| {
+                        a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))
+                    });
+                    near.get(last)
+                        .copied()
+                        .unwrap_or((f32::INFINITY, usize::MAX))
+                })
+                .collect(),
+            _ => vec![(f32::INFINITY, usize::MAX); ql],
+        };
+        let centre_distance = |dot: f32, qn: f32, c: usize| qn + parts.centre_norms[c] - 2.0 * dot;
+        let mut visits = vec![true; ql * clusters];
+        if self.probe.is_some() {
+            for (i, (dots, &qn)) in bounds.chunks(clusters).zip(&query_norms).enumerate() {
+                for (c, &dot) in dots.iter().enumerate() {
+                    let key = (centre_distance(dot, qn, c), c);
+                    visits[i * clusters + c] = key
+                        .0
+                        .total_cmp(&allowed[i].0)
+                        .then(key.1.cmp(&allowed[i].1))
+                        .is_le();
+                }
+            }
+        }
         for (row, (&qn, &margin)) in bounds
             .chunks_mut(clusters)
             .zip(query_norms.iter().zip(&margins))
@@ -258,12 +519,13 @@ impl Context<'_> {
         let nearest_bound: Vec<f32> = (0..clusters)
             .map(|c| {
                 (0..ql)
+                    .filter(|&i| visits[i * clusters + c])
                     .map(|i| bounds[i * clusters + c])
                     .fold(f32::INFINITY, f32::min)
             })
             .collect();
         let mut order: Vec<usize> = (0..clusters)
-            .filter(|&c| !parts.members[c].is_empty())
+            .filter(|&c| !parts.members[c].is_empty() && nearest_bound[c].is_finite())
             .collect();
         order.sort_by(|&a, &b| {
             nearest_bound[a]
@@ -285,7 +547,7 @@ impl Context<'_> {
             needed.clear();
             needed.extend((0..ql).filter(|&i| {
                 let b = bounds[i * clusters + c];
-                b * b <= reach(i)
+                visits[i * clusters + c] && b * b <= reach(i)
             }));
             if needed.is_empty() {
                 continue;
@@ -328,6 +590,9 @@ impl Context<'_> {
         let mut out = Vec::with_capacity(ql * k);
         for top in &tops {
             out.extend(top.items.iter().map(|&(_, j)| j));
+            // Only the inverted file can leave places empty (too few rows in the partitions
+            // a query searched): they cast no vote.
+            out.extend(std::iter::repeat_n(u32::MAX, k - top.items.len()));
         }
         (out, pairs)
     }

@@ -43,6 +43,8 @@ fn plan(clusters: usize) -> Plan {
         block: 64,
         tile: 100,
         clusters,
+        probe: None,
+        train_rows: None,
     }
 }
 
@@ -111,4 +113,76 @@ fn k_of_all_other_rows_and_zero_width_rows() {
     // d = 0: every distance is 0, so the neighbours are the lowest other rows.
     let (nearest, _) = search_with(&[], 5, 0, 2, &plan(3));
     assert_eq!(nearest, [1, 2, 0, 2, 0, 1, 0, 1, 0, 1]);
+}
+
+/// Share of the exact neighbour lists' entries that the approximate lists hold.
+fn recall(exact: &[u32], approx: &[u32], k: usize) -> f64 {
+    let hits: usize = exact
+        .chunks(k)
+        .zip(approx.chunks(k))
+        .map(|(e, a)| e.iter().filter(|j| a.contains(j)).count())
+        .sum();
+    hits as f64 / exact.len() as f64
+}
+
+#[test]
+fn the_inverted_file_with_every_partition_is_the_exact_search() {
+    let (n, d, k) = (900, 6, 7);
+    let values = grouped(n, d, 12, 3.0, 5);
+    let exact = search_with(&values, n, d, k, &plan(1)).0;
+    let mut ivf = Plan::ivf(n, usize::MAX);
+    ivf.block = 64;
+    assert_eq!(ivf.clusters, 30);
+    assert_eq!(search_with(&values, n, d, k, &ivf).0, exact);
+}
+
+#[test]
+fn the_inverted_file_recalls_most_neighbours_and_costs_less() {
+    let (n, d, k) = (4000, 16, 10);
+    let values = grouped(n, d, 40, 4.0, 9);
+    let (exact, all_pairs) = search_with(&values, n, d, k, &plan(1));
+    let (one, one_pairs) = search_with(&values, n, d, k, &Plan::ivf(n, 1));
+    let (eight, eight_pairs) = search_with(&values, n, d, k, &Plan::ivf(n, 8));
+    let (r1, r8) = (recall(&exact, &one, k), recall(&exact, &eight, k));
+    assert!(r8 >= 0.95, "recall with 8 partitions: {r8}");
+    assert!(
+        r1 < r8,
+        "recall grows with partitions searched: {r1} then {r8}"
+    );
+    assert!(one_pairs < eight_pairs && eight_pairs < all_pairs / 2);
+}
+
+#[test]
+fn the_inverted_file_widens_until_its_sampled_recall_is_reached() {
+    // Overlapping groups: one partition a query recalls little.
+    let (n, d, k) = (3000, 8, 10);
+    let values = grouped(n, d, 6, 0.8, 21);
+    let exact = search_with(&values, n, d, k, &plan(1)).0;
+    let (fixed, report) = ivf_search(&values, n, d, k, 1, 0.0);
+    assert_eq!(report.probe, 1);
+    let (widened, report) = ivf_search(&values, n, d, k, 1, 0.95);
+    assert!(report.probe > 1 && report.recall >= 0.95, "{report:?}");
+    assert!(
+        recall(&exact, &widened, k) >= 0.9,
+        "{}",
+        recall(&exact, &widened, k)
+    );
+    assert!(recall(&exact, &widened, k) > recall(&exact, &fixed, k));
+    assert_eq!(report.sample, 256);
+    // Asking for recall 1 ends at the exact answer (every partition, at worst).
+    let (all, report) = ivf_search(&values, n, d, k, 1, 1.0);
+    assert!(report.recall == 1.0, "{report:?}");
+    assert!(recall(&exact, &all, k) >= 0.99);
+}
+
+#[test]
+fn an_inverted_file_place_with_no_candidate_is_empty() {
+    // Two far groups of 3 rows and k = 4: a query searching one partition has 2 candidates.
+    let values = [0.0, 0.1, 0.2, 100.0, 100.1, 100.2];
+    let mut ivf = Plan::ivf(6, 1);
+    ivf.clusters = 2;
+    ivf.train_rows = None;
+    let (nearest, _) = search_with(&values, 6, 1, 4, &ivf);
+    assert_eq!(&nearest[..4], &[1, 2, u32::MAX, u32::MAX]);
+    assert_eq!(&nearest[12..16], &[4, 5, u32::MAX, u32::MAX]);
 }
