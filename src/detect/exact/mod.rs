@@ -71,6 +71,18 @@ pub(crate) fn prepared(matrix: &Tensor) -> candle_core::Result<Tensor> {
     }
 }
 
+/// A contiguous `n x d` f32 matrix's values, with n and d.
+fn rows<'a>(
+    storage: &'a candle_core::CpuStorage,
+    layout: &candle_core::Layout,
+) -> candle_core::Result<(&'a [f32], usize, usize)> {
+    let (n, d) = layout.shape().dims2()?;
+    let Some((a, b)) = layout.contiguous_offsets() else {
+        candle_core::bail!("knn: the matrix must be contiguous");
+    };
+    Ok((&storage.as_slice::<f32>()?[a..b], n, d))
+}
+
 /// The exact search as a candle op on an `n x d` f32 matrix, giving `n x k` u32 indices:
 /// `cpu_fwd` is the reference ([`search`]), `cuda_fwd` the kernels in `kernels/knn.cu`.
 #[derive(Debug, Clone, Copy)]
@@ -88,11 +100,7 @@ impl candle_core::CustomOp1 for KnnOp {
         storage: &candle_core::CpuStorage,
         layout: &candle_core::Layout,
     ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        let (n, d) = layout.shape().dims2()?;
-        let Some((a, b)) = layout.contiguous_offsets() else {
-            candle_core::bail!("knn: the matrix must be contiguous");
-        };
-        let values = &storage.as_slice::<f32>()?[a..b];
+        let (values, n, d) = rows(storage, layout)?;
         let out = search(values, n, d, self.k);
         Ok((candle_core::CpuStorage::U32(out), (n, self.k).into()))
     }
@@ -273,11 +281,7 @@ impl candle_core::CustomOp1 for IvfOp {
         storage: &candle_core::CpuStorage,
         layout: &candle_core::Layout,
     ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        let (n, d) = layout.shape().dims2()?;
-        let Some((a, b)) = layout.contiguous_offsets() else {
-            candle_core::bail!("knn: the matrix must be contiguous");
-        };
-        let values = &storage.as_slice::<f32>()?[a..b];
+        let (values, n, d) = rows(storage, layout)?;
         let (out, report) = ivf_search(values, n, d, self.k, self.probe, self.min_recall);
         if let Ok(mut slot) = self.report.lock() {
             *slot = Some(report);

@@ -115,15 +115,7 @@ fn k_of_all_other_rows_and_zero_width_rows() {
     assert_eq!(nearest, [1, 2, 0, 2, 0, 1, 0, 1, 0, 1]);
 }
 
-/// Share of the exact neighbour lists' entries that the approximate lists hold.
-fn recall(exact: &[u32], approx: &[u32], k: usize) -> f64 {
-    let hits: usize = exact
-        .chunks(k)
-        .zip(approx.chunks(k))
-        .map(|(e, a)| e.iter().filter(|j| a.contains(j)).count())
-        .sum();
-    hits as f64 / exact.len() as f64
-}
+use super::recall_of as recall;
 
 #[test]
 fn the_inverted_file_with_every_partition_is_the_exact_search() {
