@@ -20,6 +20,7 @@ fn generated(
         features,
         classes: 10,
         image_size: "16x16".into(),
+        groups: 1,
         shards: None,
         seed: 1,
     })
@@ -43,6 +44,8 @@ fn config(input: std::path::PathBuf) -> ScanConfig {
         format: Format::Json,
         out: None,
         html: None,
+        memory_limit: None,
+        work_dir: None,
     }
 }
 

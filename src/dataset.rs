@@ -105,9 +105,18 @@ impl Labels {
     /// Builds labels from per-row names, ordering classes numerically when every name is an
     /// integer (so `2` sorts before `10`), else lexically.
     pub fn from_names(column: String, names: Vec<Option<String>>) -> Self {
-        let mut classes: Vec<String> = names.iter().flatten().cloned().collect();
+        Self::from_iter(column, || names.iter().map(Option::as_deref))
+    }
+
+    /// [`Labels::from_names`] over borrowed names, read twice (no owned copy of every row's
+    /// name: a streaming scan's labels hold 4 bytes a row).
+    pub fn from_iter<'a, I>(column: String, names: impl Fn() -> I) -> Self
+    where
+        I: Iterator<Item = Option<&'a str>>,
+    {
+        let distinct: std::collections::HashSet<&str> = names().flatten().collect();
+        let mut classes: Vec<String> = distinct.into_iter().map(str::to_owned).collect();
         classes.sort_unstable();
-        classes.dedup();
         if classes.iter().all(|c| c.parse::<i64>().is_ok()) {
             classes.sort_by_key(|c| c.parse::<i64>().unwrap_or_default());
         }
@@ -116,10 +125,7 @@ impl Labels {
             .enumerate()
             .map(|(i, c)| (c.as_str(), i as u32))
             .collect();
-        let index = names
-            .iter()
-            .map(|n| n.as_deref().map(|n| lookup[n]))
-            .collect();
+        let index = names().map(|n| n.map(|n| lookup[n])).collect();
         Labels {
             column,
             classes,
@@ -145,14 +151,53 @@ impl Labels {
 #[derive(Debug, Clone)]
 pub enum Payload {
     Table(Table),
+    /// A table too large for memory, kept on disk by a streaming scan (`crate::stream`).
+    Spilled(SpilledTable),
     Images(Images),
     Text(Texts),
+}
+
+/// Numeric features on disk: the column names, each row's 128-bit content hash (what the
+/// duplicate check groups by), whether its features are all finite, and the values, one column after another, in the scan's work
+/// folder (as f32, nulls and unparsed values NaN, as in [`Table`]).
+#[derive(Clone)]
+pub struct SpilledTable {
+    pub columns: Vec<String>,
+    pub hashes: Vec<u128>,
+    /// Whether every feature of the row is a finite number.
+    pub finite: Vec<bool>,
+    pub values: std::sync::Arc<crate::stream::spill::Spill>,
+}
+
+impl std::fmt::Debug for SpilledTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpilledTable")
+            .field("columns", &self.columns.len())
+            .field("rows", &self.hashes.len())
+            .field("file", &self.values.path())
+            .finish()
+    }
+}
+
+impl SpilledTable {
+    pub fn dim(&self) -> usize {
+        self.columns.len()
+    }
+
+    /// Row `i`, read column by column from disk (for the few rows a check compares).
+    pub fn row(&self, i: usize) -> Result<Vec<f32>, crate::stream::StreamError> {
+        let mut row = vec![0f32; self.dim()];
+        for (j, v) in row.iter_mut().enumerate() {
+            self.values.read_at(j, i, std::slice::from_mut(v))?;
+        }
+        Ok(row)
+    }
 }
 
 impl Payload {
     pub fn kind(&self) -> &'static str {
         match self {
-            Payload::Table(_) => "table",
+            Payload::Table(_) | Payload::Spilled(_) => "table",
             Payload::Images(_) => "images",
             Payload::Text(_) => "text",
         }

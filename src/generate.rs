@@ -77,32 +77,37 @@ fn arrow_err<E: std::error::Error + Send + Sync + 'static>(
     }
 }
 
-/// Gaussian clusters: class centres drawn with spread 3, samples with spread 1 around them.
+/// Gaussian clusters: group centres drawn with spread 3, samples with spread 1 around them;
+/// group `g` belongs to class `g % classes`.
 struct Clusters {
     centres: Vec<Vec<f64>>,
+    classes: usize,
     rng: StdRng,
 }
 
 impl Clusters {
-    fn new(features: usize, classes: usize, seed: u64) -> Self {
+    fn new(features: usize, classes: usize, groups: usize, seed: u64) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
         let spread = Normal::new(0.0, 3.0).expect("constant parameters");
-        let centres = (0..classes)
+        let centres = (0..classes * groups)
             .map(|_| (0..features).map(|_| spread.sample(&mut rng)).collect())
             .collect();
-        Clusters { centres, rng }
+        Clusters {
+            centres,
+            classes,
+            rng,
+        }
     }
 
     fn batch(&mut self, rows: usize) -> RecordBatch {
         let (d, k) = (self.centres[0].len(), self.centres.len());
         let noise = Normal::new(0.0, 1.0).expect("constant parameters");
-        let labels: Vec<i64> = (0..rows)
-            .map(|_| self.rng.random_range(0..k) as i64)
-            .collect();
+        let groups: Vec<usize> = (0..rows).map(|_| self.rng.random_range(0..k)).collect();
+        let labels: Vec<i64> = groups.iter().map(|&g| (g % self.classes) as i64).collect();
         let mut columns: Vec<Vec<f64>> = vec![Vec::with_capacity(rows); d];
-        for &l in &labels {
+        for &g in &groups {
             for (j, c) in columns.iter_mut().enumerate() {
-                c.push(self.centres[l as usize][j] + noise.sample(&mut self.rng));
+                c.push(self.centres[g][j] + noise.sample(&mut self.rng));
             }
         }
         let mut arrays: Vec<ArrayRef> = columns
@@ -124,7 +129,12 @@ fn tabular(args: &GenerateArgs) -> Result<(), GenerateError> {
             "--features must be at least 1".into(),
         ));
     }
-    let mut clusters = Clusters::new(args.features, args.classes, args.seed);
+    if args.groups < 1 {
+        return Err(GenerateError::Arguments(
+            "--groups must be at least 1".into(),
+        ));
+    }
+    let mut clusters = Clusters::new(args.features, args.classes, args.groups, args.seed);
     let ext = crate::source::extension(&args.out);
     match (args.shards, ext.as_deref()) {
         (Some(shards), _) => {
@@ -286,9 +296,38 @@ mod tests {
             features: 3,
             classes: 3,
             image_size: "6x4".into(),
+            groups: 1,
             shards: None,
             seed,
         }
+    }
+
+    #[test]
+    fn groups_spread_each_class_over_separate_clusters() {
+        let dir = tempfile::tempdir().unwrap();
+        // Class 0's rows around each of its groups' centres: with 8 groups its per-column
+        // spread is several times the unit noise of one cluster.
+        let spread = |groups: usize| {
+            let path = dir.path().join(format!("g{groups}.csv"));
+            let mut a = args(GenerateKind::Tabular, path.clone(), 4);
+            a.rows = 4000;
+            a.classes = 2;
+            a.groups = groups;
+            run(&a).unwrap();
+            let text = std::fs::read_to_string(path).unwrap();
+            let rows: Vec<Vec<f64>> = text
+                .lines()
+                .skip(1)
+                .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+                .collect();
+            let class0: Vec<f64> = rows.iter().filter(|r| r[3] == 0.0).map(|r| r[0]).collect();
+            assert!(rows.iter().any(|r| r[3] == 1.0) && class0.len() > 1000);
+            let mean = class0.iter().sum::<f64>() / class0.len() as f64;
+            (class0.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / class0.len() as f64).sqrt()
+        };
+        let (one, eight) = (spread(1), spread(8));
+        assert!((0.9..1.1).contains(&one), "{one}");
+        assert!(eight > 2.0, "{eight}");
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod progress;
 pub mod report;
 pub mod scan;
 pub mod source;
+pub mod stream;
 pub mod validate;
 pub mod verdict;
 
@@ -70,6 +71,19 @@ pub enum Error {
     Attack(#[from] attack::AttackError),
     #[error(transparent)]
     Truth(#[from] bench::truth::TruthError),
+    #[error(transparent)]
+    Stream(#[from] stream::StreamError),
+}
+
+impl Error {
+    /// The run stopped because it was asked to (Ctrl-C, or the Python package's cancel).
+    pub fn is_interrupted(&self) -> bool {
+        matches!(
+            self,
+            Error::Embed(embed::EmbedError::Cancelled)
+                | Error::Stream(stream::StreamError::Interrupted)
+        )
+    }
 }
 
 /// A message with every run of more than [`LONG_WORD`] non-blank characters shortened to its

@@ -12,7 +12,21 @@ use poisongate::ExitStatus;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The exit status of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
+const INTERRUPTED: u8 = 130;
+
 fn main() -> ExitCode {
+    // The first Ctrl-C asks the run to stop at its next step and clean up (a streaming scan's
+    // work folder can hold gigabytes); the second stops the process at once.
+    let presses = std::sync::atomic::AtomicUsize::new(0);
+    let _ = ctrlc::set_handler(move || {
+        if presses.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0 {
+            eprintln!("poisongate: stopping at the next step (Ctrl-C again stops at once)");
+            poisongate::progress::interrupt();
+        } else {
+            std::process::exit(INTERRUPTED.into());
+        }
+    });
     let args = match poisongate::cli::Args::try_parse() {
         Ok(args) => args,
         Err(e) => {
@@ -30,6 +44,10 @@ fn main() -> ExitCode {
         Err(err) => {
             if is_broken_pipe(&err) {
                 return ExitStatus::Success.into();
+            }
+            if err.is_interrupted() {
+                eprintln!("poisongate: interrupted");
+                return ExitCode::from(INTERRUPTED);
             }
             eprintln!(
                 "poisongate: error: {}",

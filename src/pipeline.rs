@@ -88,8 +88,24 @@ pub struct Run {
 /// One computed view and how long it took.
 #[derive(Debug)]
 pub struct ViewRun {
-    pub embedding: Embedding,
+    pub view: View,
+    pub dim: usize,
+    pub training: Option<crate::embed::probe::TrainingSummary>,
+    /// The matrix, when it is held in memory (a streaming scan keeps it on disk only).
+    pub embedding: Option<Embedding>,
     pub seconds: f64,
+}
+
+impl ViewRun {
+    pub fn in_memory(embedding: Embedding, seconds: f64) -> Self {
+        ViewRun {
+            view: embedding.view,
+            dim: embedding.dim(),
+            training: embedding.training.clone(),
+            embedding: Some(embedding),
+            seconds,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -259,7 +275,7 @@ pub fn analyse(
         }
         // The host view borrows the embedding; release it before the embedding moves.
         drop(points);
-        views.push(ViewRun { embedding, seconds });
+        views.push(ViewRun::in_memory(embedding, seconds));
     }
     stop_if_cancelled()?;
     // The shifted-copy test runs on the view label consistency is judged in, leaving out what
@@ -286,10 +302,11 @@ pub fn analyse(
             }
             !text
         })
-        .and_then(|v| views.iter().find(|r| r.embedding.view == v));
+        .and_then(|v| views.iter().find(|r| r.view == v))
+        .and_then(|r| r.embedding.as_ref());
     if let Some(view) = shift_view {
         let t = Instant::now();
-        let points = Points::new(&view.embedding, &subset)?;
+        let points = Points::new(view, &subset)?;
         let (detection, found) = shift::run(&points, &excluded, &config.shift);
         runs.push(Run {
             detection,

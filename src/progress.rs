@@ -7,6 +7,15 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// Raised by the binary's Ctrl-C handler ([`interrupt`]): every run stops at its next step.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Asks every run in this process to stop at its next step (the binary's first Ctrl-C), so
+/// that it cleans up (a streaming scan's work folder) before it exits.
+pub fn interrupt() {
+    INTERRUPTED.store(true, Ordering::Relaxed);
+}
+
 /// Progress bars, and the flag a caller raises to stop a run at its next step (the Python
 /// package's Ctrl-C).
 #[derive(Clone)]
@@ -35,7 +44,7 @@ impl Progress {
 
     /// Whether the run was asked to stop.
     pub fn cancelled(&self) -> bool {
-        self.cancel.load(Ordering::Relaxed)
+        self.cancel.load(Ordering::Relaxed) || INTERRUPTED.load(Ordering::Relaxed)
     }
 
     pub fn hidden() -> Self {

@@ -59,6 +59,9 @@ fn detect_outcome(
 /// Reads and validates the input and builds the report; writes nothing.
 pub fn scan(config: &ScanConfig, progress: &Progress) -> Result<Outcome, Error> {
     let declared = declared_schema(config)?;
+    if let Some((plan, findings)) = crate::stream::plan(config)? {
+        return crate::stream::scan(config, declared.as_ref(), plan, findings, progress);
+    }
     let (dataset, findings) = load(&config.input, declared.as_ref(), progress)?;
     finish(config, declared.as_ref(), dataset, findings, progress)
 }

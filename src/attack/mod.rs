@@ -151,6 +151,10 @@ impl Default for AttackConfig {
 pub enum AttackError {
     #[error("attacks need labels; the dataset has no label column")]
     NoLabels,
+    #[error(
+        "attacks are planted in memory; this table is streamed from disk (over --memory-limit)"
+    )]
+    OnDisk,
     #[error("--target {0:?} is not one of the classes ({1})")]
     UnknownTarget(String, String),
     #[error("--source {0:?} is not one of the classes ({1})")]
@@ -317,6 +321,7 @@ fn check_payload(kind: AttackKind, payload: &Payload) -> Result<(), AttackError>
         (AttackKind::Sig, Payload::Images(_)) => Ok(()),
         (AttackKind::Sig, other) => Err(AttackError::NotImages("sig", other.kind())),
         (AttackKind::Blend, Payload::Text(_)) => Err(AttackError::Text("a blend trigger")),
+        (_, Payload::Spilled(_)) => Err(AttackError::OnDisk),
         _ => Ok(()),
     }
 }
@@ -393,7 +398,7 @@ fn plant_trigger(
             images::sig(img, chosen, config.sig_delta, config.sig_frequency)
         }
         // Refused by `check_payload` before any row was chosen.
-        (AttackKind::Blend | AttackKind::Sig, _) => {}
+        (AttackKind::Blend | AttackKind::Sig, _) | (_, Payload::Spilled(_)) => {}
     }
 }
 

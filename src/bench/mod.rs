@@ -189,9 +189,13 @@ fn write_samples(dir: &Path, analysis: &Analysis, truth: &[bool]) -> Result<(), 
         w.write_record(&record).map_err(csv_err)?;
     }
     w.flush().map_err(io(path.clone()))?;
-    for view in &analysis.views {
-        let path = dir.join(format!("{}.npy", view.embedding.view.name()));
-        view.embedding
+    for (view, embedding) in analysis
+        .views
+        .iter()
+        .filter_map(|v| Some((v.view, v.embedding.as_ref()?)))
+    {
+        let path = dir.join(format!("{}.npy", view.name()));
+        embedding
             .matrix
             .write_npy(&path)
             .map_err(|e| io(path.clone())(std::io::Error::other(e)))?;

@@ -103,6 +103,11 @@ pub struct ScanConfig {
     pub out: Option<PathBuf>,
     /// `--html FILE`: the report as one self-contained page.
     pub html: Option<PathBuf>,
+    /// `--memory-limit`: a Parquet table whose in-memory scan is estimated above it is
+    /// streamed (`crate::stream`); None: half the machine's memory.
+    pub memory_limit: Option<u64>,
+    /// `--work-dir`: where a streaming scan keeps its files (None: the system temp folder).
+    pub work_dir: Option<PathBuf>,
 }
 
 impl ScanConfig {
@@ -121,6 +126,8 @@ impl ScanConfig {
             format: args.format,
             out: args.out,
             html: args.html,
+            memory_limit: args.memory_limit,
+            work_dir: args.work_dir,
         })
     }
 }

@@ -247,6 +247,53 @@ pub struct ScanArgs {
     /// score histogram with its rule's cut and a PCA projection coloured by the verdict.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+
+    /// Memory budget ("3GiB", "512MiB", bytes): a Parquet table whose in-memory scan is
+    /// estimated above it is streamed, one column at a time, with its matrices on disk
+    /// [default: half the machine's memory].
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    pub memory_limit: Option<u64>,
+
+    /// Folder for a streaming scan's temporary files (about 8 bytes a value of the table;
+    /// removed at the end) [default: the system temp folder].
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+}
+
+/// A size in bytes: a number with an optional unit (B, KiB, MiB, GiB, TiB; KB, MB, GB, TB
+/// as powers of 1000).
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size; expected a number and a unit, as 3GiB"))?;
+    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kib" | "k" => 1024.0,
+        "mib" | "m" => 1024.0 * 1024.0,
+        "gib" | "g" => 1024.0 * 1024.0 * 1024.0,
+        "tib" | "t" => 1024f64.powi(4),
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        other => {
+            return Err(format!(
+            "unknown unit {other:?} in {text:?}; expected B, KiB, MiB, GiB, TiB, KB, MB, GB or TB"
+        ))
+        }
+    };
+    let bytes = number * factor;
+    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
+        return Err(format!(
+            "{text:?} is not a usable size; expected at least 1 byte"
+        ));
+    }
+    Ok(bytes as u64)
 }
 
 #[derive(Debug, clap::Args)]
@@ -415,6 +462,11 @@ pub struct GenerateArgs {
     /// Image size (images, image-parquet).
     #[arg(long, value_name = "WxH", default_value = "16x16")]
     pub image_size: String,
+
+    /// Separate Gaussian groups each class is made of (tabular), as the embeddings of real
+    /// data often are; 1: one cluster a class.
+    #[arg(long, default_value_t = 1)]
+    pub groups: usize,
 
     /// Write this many Parquet shards into the folder OUT (tabular).
     #[arg(long)]

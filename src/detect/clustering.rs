@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::kmeans::{kmeans, silhouette};
-use super::linalg::{centred, principal_axes};
+use super::linalg::{principal_axes, project};
 use super::{ClassStatistic, Detection, Points};
 
 /// Points per class over which the silhouette is computed exactly (it is quadratic).
@@ -59,7 +59,7 @@ fn reduce(points: &Points<'_>, rows: &[u32], config: &ClusteringConfig) -> DMatr
         .min(rows.len().saturating_sub(1))
         .min(vectors.ncols())
         .max(1);
-    let projected = centred(points, rows, &mean) * vectors.columns(0, r);
+    let projected = project(points, rows, &mean, &vectors.columns(0, r).into_owned());
     match config.reduce {
         Reduce::Pca => projected,
         Reduce::FastIca => {
@@ -76,13 +76,13 @@ fn reduce(points: &Points<'_>, rows: &[u32], config: &ClusteringConfig) -> DMatr
 }
 
 /// One class's outcome: per-row scores and flags (in the class's row order) and its statistic.
-struct ClassOutcome {
-    scores: Vec<f32>,
-    flags: Vec<bool>,
-    statistic: ClassStatistic,
+pub(crate) struct ClassOutcome {
+    pub scores: Vec<f32>,
+    pub flags: Vec<bool>,
+    pub statistic: ClassStatistic,
 }
 
-fn class_outcome(
+pub(crate) fn class_outcome(
     points: &Points<'_>,
     class: usize,
     rows: &[u32],
@@ -167,7 +167,19 @@ pub fn run(points: &Points<'_>, config: &ClusteringConfig) -> Detection {
         }
         classes.push(outcome.statistic);
     }
-    let parameters = vec![
+    Detection {
+        detector: "clustering",
+        view: points.view,
+        parameters: parameters(config),
+        scores,
+        flags,
+        classes,
+    }
+}
+
+/// The parameters the report lists.
+pub(crate) fn parameters(config: &ClusteringConfig) -> Vec<(String, String)> {
+    vec![
         (
             "reduce".to_string(),
             format!("{:?}", config.reduce).to_lowercase(),
@@ -178,15 +190,7 @@ pub fn run(points: &Points<'_>, config: &ClusteringConfig) -> Detection {
             "silhouette_threshold".into(),
             config.silhouette_threshold.to_string(),
         ),
-    ];
-    Detection {
-        detector: "clustering",
-        view: points.view,
-        parameters,
-        scores,
-        flags,
-        classes,
-    }
+    ]
 }
 
 #[cfg(test)]

@@ -114,6 +114,20 @@ pub fn run(
             nn
         }
     };
+    Ok(judge(nn, subset, k, index, ivf, points.view))
+}
+
+/// Each sample's vote from its neighbour lists (`k` a sample, subset positions), as the
+/// detection and the votes the verdict reads.
+pub(crate) fn judge(
+    nn: Vec<u32>,
+    subset: &Subset,
+    k: usize,
+    index: NeighbourIndex,
+    ivf: Option<super::exact::IvfReport>,
+    view: crate::embed::View,
+) -> (Detection, Votes) {
+    let n = subset.len();
     let mut scores = vec![0f32; n];
     let mut flags = vec![false; n];
     let mut votes = Votes {
@@ -146,7 +160,11 @@ pub fn run(
         flags[i] = top.1 > same;
     }
     let mut classes = Vec::new();
-    for (class, rows) in points.classes().iter().enumerate() {
+    let mut members = vec![Vec::new(); subset.n_classes];
+    for (i, &c) in subset.labels.iter().enumerate() {
+        members[c as usize].push(i as u32);
+    }
+    for (class, rows) in members.iter().enumerate() {
         if rows.is_empty() {
             continue;
         }
@@ -163,7 +181,7 @@ pub fn run(
     }
     let detection = Detection {
         detector: "knn",
-        view: points.view,
+        view,
         parameters: [
             ("k".into(), k.to_string()),
             ("index".into(), format!("{index:?}").to_lowercase()),
@@ -185,7 +203,7 @@ pub fn run(
         classes,
     };
     votes.neighbours = nn;
-    Ok((detection, votes))
+    (detection, votes)
 }
 
 #[cfg(test)]

@@ -10,11 +10,44 @@ use nalgebra::{DMatrix, DVector, SymmetricEigen};
 
 use super::Points;
 
+/// Rows a centred block holds: a class's `n x d` f64 copy would be twice its f32 rows (1 GB
+/// for a 2M-row class at d 64), so larger classes are centred a block at a time. Up to this
+/// many rows the block is the whole class.
+pub const CENTRED_BLOCK: usize = 65_536;
+
 /// Mean and centred covariance (divided by n) of the given rows.
 pub fn mean_covariance(points: &Points<'_>, rows: &[u32]) -> (DVector<f64>, DMatrix<f64>) {
     let (mean, n) = mean_only(points, rows);
-    let cov = gram(&centred(points, rows, &mean)) / n;
-    (mean, cov)
+    let d = points.dim;
+    let mut cov = DMatrix::<f64>::zeros(d, d);
+    for block in rows.chunks(CENTRED_BLOCK) {
+        let g = gram(&centred(points, block, &mean));
+        if block.len() == rows.len() {
+            cov = g;
+        } else {
+            cov += g;
+        }
+    }
+    (mean, cov / n)
+}
+
+/// `(rows - mean) * axes`, an `n x r` matrix, a block of [`CENTRED_BLOCK`] rows at a time.
+pub fn project(
+    points: &Points<'_>,
+    rows: &[u32],
+    mean: &DVector<f64>,
+    axes: &DMatrix<f64>,
+) -> DMatrix<f64> {
+    if rows.len() <= CENTRED_BLOCK {
+        return centred(points, rows, mean) * axes;
+    }
+    let mut out = DMatrix::<f64>::zeros(rows.len(), axes.ncols());
+    for (b, block) in rows.chunks(CENTRED_BLOCK).enumerate() {
+        let part = centred(points, block, mean) * axes;
+        out.rows_mut(b * CENTRED_BLOCK, block.len())
+            .copy_from(&part);
+    }
+    out
 }
 
 /// `x^T x` for an `n x d` matrix, through the `gemm` crate on the rayon pool: at 6,000 x 784
@@ -142,6 +175,30 @@ pub fn eigen_desc(m: DMatrix<f64>) -> (Vec<f64>, DMatrix<f64>) {
 mod tests {
     use super::*;
     use crate::embed::{Subset, View};
+
+    #[test]
+    fn classes_past_one_block_get_the_same_covariance_and_projection() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+        let (n, d) = (2 * CENTRED_BLOCK + 17, 3);
+        let values: Vec<f32> = (0..n * d).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let subset = Subset {
+            rows: (0..n as u32).collect(),
+            labels: vec![0; n],
+            n_classes: 1,
+            excluded: Vec::new(),
+        };
+        let points = Points::from_vec(values, d, &subset, View::Raw);
+        let rows: Vec<u32> = (0..n as u32).collect();
+        let (mean, cov) = mean_covariance(&points, &rows);
+        let whole = centred(&points, &rows, &mean);
+        let direct = whole.transpose() * &whole / n as f64;
+        assert!((&cov - &direct).abs().max() < 1e-12, "{cov} {direct}");
+        let axes = DMatrix::from_fn(d, 2, |i, j| (i + 2 * j) as f64 * 0.5 - 1.0);
+        let blockwise = project(&points, &rows, &mean, &axes);
+        assert_eq!(blockwise.shape(), (n, 2));
+        assert!((&blockwise - &whole * &axes).abs().max() < 1e-12);
+    }
 
     #[test]
     fn covariance_and_leading_eigenvector_of_a_line() {

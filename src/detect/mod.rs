@@ -13,7 +13,7 @@ pub mod kmeans;
 pub mod knn;
 pub mod linalg;
 pub mod metrics;
-mod partition;
+pub(crate) mod partition;
 pub mod robust;
 pub mod shift;
 pub mod spectral;

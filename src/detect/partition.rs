@@ -16,7 +16,7 @@ const PARTITION_SEED: u64 = 0x6b6e_6e5f;
 const ASSIGN_ROWS: usize = 16384;
 
 /// Squared row norms, read in place: `x.sqr()` would hold a second n x d matrix.
-pub(super) fn row_norms(values: &[f32], d: usize) -> Vec<f32> {
+pub(crate) fn row_norms(values: &[f32], d: usize) -> Vec<f32> {
     debug_assert!(d > 0, "zero-width rows have no count");
     values
         .par_chunks(d)
@@ -26,7 +26,7 @@ pub(super) fn row_norms(values: &[f32], d: usize) -> Vec<f32> {
 
 /// `out (m x c) = a (m x d) * b (c x d)^T`, row-major, single-threaded when `parallel` is
 /// false (the caller is already one of rayon's tasks).
-pub(super) fn products(
+pub(crate) fn products(
     out: &mut [f32],
     a: &[f32],
     b: &[f32],
@@ -102,31 +102,13 @@ impl Partition {
         if clusters > 1 && d > 0 {
             let mut rng = rand::rngs::StdRng::seed_from_u64(PARTITION_SEED);
             let sampled: Option<Vec<f32>> = train_rows.filter(|&m| m < n).map(|m| {
-                let mut rows = rand::seq::index::sample(&mut rng, n, m.max(clusters)).into_vec();
-                rows.sort_unstable();
+                let rows = training_rows(&mut rng, n, m, clusters);
                 rows.iter()
-                    .flat_map(|&i| values[i * d..(i + 1) * d].iter().copied())
+                    .flat_map(|&i| values[i as usize * d..(i as usize + 1) * d].iter().copied())
                     .collect()
             });
             let train = sampled.as_deref().unwrap_or(values);
-            let m = train.len() / d;
-            let mut train_assignment = vec![0u32; m];
-            let mut centres: Vec<f32> = rand::seq::index::sample(&mut rng, m, clusters)
-                .into_iter()
-                .flat_map(|i| train[i * d..(i + 1) * d].iter().copied())
-                .collect();
-            for round in 0..=LLOYD_ROUNDS {
-                assign(train, m, d, &centres, &mut train_assignment);
-                if round < LLOYD_ROUNDS {
-                    let (means, _) = means(train, d, clusters, &train_assignment);
-                    // An emptied cluster keeps its old centre.
-                    for (c, mean) in centres.chunks_mut(d).zip(means.chunks(d)) {
-                        if mean.iter().all(|v| v.is_finite()) {
-                            c.copy_from_slice(mean);
-                        }
-                    }
-                }
-            }
+            let (centres, train_assignment) = lloyd(train, d, clusters, &mut rng);
             if sampled.is_some() {
                 assign(values, n, d, &centres, &mut assignment);
             } else {
@@ -175,8 +157,53 @@ impl Partition {
     }
 }
 
+/// The seeded generator a partition's sampling starts from.
+pub(crate) fn partition_rng() -> rand::rngs::StdRng {
+    rand::rngs::StdRng::seed_from_u64(PARTITION_SEED)
+}
+
+/// The `max(m, clusters)` distinct rows (ascending) that a sampled partition is fitted on.
+pub(crate) fn training_rows(
+    rng: &mut rand::rngs::StdRng,
+    n: usize,
+    m: usize,
+    clusters: usize,
+) -> Vec<u32> {
+    let mut rows = rand::seq::index::sample(rng, n, m.max(clusters).min(n)).into_vec();
+    rows.sort_unstable();
+    rows.into_iter().map(|r| r as u32).collect()
+}
+
+/// [`LLOYD_ROUNDS`] rounds of Lloyd's k-means on `train` from seeded distinct rows: the
+/// centres, and each training row's nearest one. An emptied cluster keeps its old centre.
+pub(crate) fn lloyd(
+    train: &[f32],
+    d: usize,
+    clusters: usize,
+    rng: &mut rand::rngs::StdRng,
+) -> (Vec<f32>, Vec<u32>) {
+    let m = train.len() / d;
+    let mut train_assignment = vec![0u32; m];
+    let mut centres: Vec<f32> = rand::seq::index::sample(rng, m, clusters)
+        .into_iter()
+        .flat_map(|i| train[i * d..(i + 1) * d].iter().copied())
+        .collect();
+    for round in 0..=LLOYD_ROUNDS {
+        assign(train, m, d, &centres, &mut train_assignment);
+        if round < LLOYD_ROUNDS {
+            let (means, _) = means(train, d, clusters, &train_assignment);
+            for (c, mean) in centres.chunks_mut(d).zip(means.chunks(d)) {
+                if mean.iter().all(|v| v.is_finite()) {
+                    c.copy_from_slice(mean);
+                }
+            }
+        }
+    }
+    (centres, train_assignment)
+}
+
 /// Each row's nearest centre (`|c|^2 - 2 x.c`), in chunks of rows.
-fn assign(values: &[f32], n: usize, d: usize, centres: &[f32], assignment: &mut [u32]) {
+pub(crate) fn assign(values: &[f32], n: usize, d: usize, centres: &[f32], assignment: &mut [u32]) {
     let clusters = centres.len() / d.max(1);
     let centre_norms = row_norms(centres, d);
     let mut dots = vec![0f32; ASSIGN_ROWS.min(n) * clusters];

@@ -49,23 +49,66 @@ pub fn run(points: &Points<'_>, config: &SpectralConfig) -> Detection {
     let mut flags = vec![false; n];
     let mut classes = Vec::new();
     let per_class = points.classes();
-    // The eigendecompositions run in parallel over the classes; only the mean, the eigenvalues
-    // and the top axis of each are kept (d x d axes for many classes would not fit).
-    let axes: Vec<_> = per_class
+    // The classes run in parallel; only the mean, the eigenvalues and the top axis of each
+    // are kept (d x d axes for many classes would not fit).
+    let outcomes: Vec<_> = per_class
         .par_iter()
         .enumerate()
-        .map(|(class, rows)| {
-            (!rows.is_empty()).then(|| {
-                let (mean, values, vectors) = principal_axes(points, rows, class as u64);
-                (mean, values, vectors.column(0).into_owned())
-            })
-        })
+        .map(|(class, rows)| class_run(points, class, rows, config))
         .collect();
-    for ((class, rows), axes) in per_class.iter().enumerate().zip(axes) {
-        let Some((mean, values, v)) = axes else {
-            continue;
-        };
-        for &r in rows {
+    for (rows, outcome) in per_class.iter().zip(outcomes) {
+        let Some(outcome) = outcome else { continue };
+        for ((&r, s), f) in rows.iter().zip(outcome.scores).zip(outcome.flags) {
+            scores[r as usize] = s;
+            flags[r as usize] = f;
+        }
+        classes.push(outcome.statistic);
+    }
+    Detection {
+        detector: "spectral",
+        view: points.view,
+        parameters: parameters(config),
+        scores,
+        flags,
+        classes,
+    }
+}
+
+/// The parameters the report lists.
+pub(crate) fn parameters(config: &SpectralConfig) -> Vec<(String, String)> {
+    let mut parameters = vec![(
+        "variant".to_string(),
+        format!("{:?}", config.variant).to_lowercase(),
+    )];
+    if let Some(eps) = config.poison_rate {
+        parameters.push(("poison_rate".into(), eps.to_string()));
+        parameters.push(("multiplier".into(), config.multiplier.to_string()));
+    }
+    parameters
+}
+
+/// One class's result: a score and a flag for each of its `rows`, and its statistic.
+pub(crate) struct ClassOutcome {
+    pub scores: Vec<f32>,
+    pub flags: Vec<bool>,
+    pub statistic: ClassStatistic,
+}
+
+/// Class `class`, whose members are `rows` of `points`; None when it has none.
+pub(crate) fn class_run(
+    points: &Points<'_>,
+    class: usize,
+    rows: &[u32],
+    config: &SpectralConfig,
+) -> Option<ClassOutcome> {
+    if rows.is_empty() {
+        return None;
+    }
+    let (mean, values, vectors) = principal_axes(points, rows, class as u64);
+    let v = vectors.column(0).into_owned();
+    let scores: Vec<f32> = rows
+        .iter()
+        .map(|&r| {
             let x = points.row(r as usize);
             let s = match config.variant {
                 Variant::Centred => {
@@ -84,47 +127,36 @@ pub fn run(points: &Points<'_>, config: &SpectralConfig) -> Detection {
                     .sum::<f64>()
                     .abs(),
             };
-            scores[r as usize] = s as f32;
+            s as f32
+        })
+        .collect();
+    let mut flags = vec![false; rows.len()];
+    let mut flagged = 0;
+    if let Some(eps) = config.poison_rate {
+        let remove =
+            ((config.multiplier * eps * rows.len() as f64).round() as usize).min(rows.len());
+        let mut ranked: Vec<usize> = (0..rows.len()).collect();
+        ranked.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+        for &i in &ranked[..remove] {
+            flags[i] = true;
         }
-        let mut flagged = 0;
-        if let Some(eps) = config.poison_rate {
-            let remove =
-                ((config.multiplier * eps * rows.len() as f64).round() as usize).min(rows.len());
-            let mut ranked = rows.clone();
-            ranked.sort_by(|&a, &b| scores[b as usize].total_cmp(&scores[a as usize]));
-            for &r in &ranked[..remove] {
-                flags[r as usize] = true;
-            }
-            flagged = remove;
-        }
-        // How much of the class's variance the signature direction carries: a planted
-        // subpopulation concentrates variance along one direction.
-        let total: f64 = values.iter().sum();
-        classes.push(ClassStatistic {
+        flagged = remove;
+    }
+    // How much of the class's variance the signature direction carries: a planted
+    // subpopulation concentrates variance along one direction.
+    let total: f64 = values.iter().sum();
+    Some(ClassOutcome {
+        scores,
+        flags,
+        statistic: ClassStatistic {
             class: class as u32,
             size: rows.len(),
             statistic: "top_eigenvalue_share",
             value: if total > 0.0 { values[0] / total } else { 0.0 },
             threshold: None,
             flagged,
-        });
-    }
-    let mut parameters = vec![(
-        "variant".to_string(),
-        format!("{:?}", config.variant).to_lowercase(),
-    )];
-    if let Some(eps) = config.poison_rate {
-        parameters.push(("poison_rate".into(), eps.to_string()));
-        parameters.push(("multiplier".into(), config.multiplier.to_string()));
-    }
-    Detection {
-        detector: "spectral",
-        view: points.view,
-        parameters,
-        scores,
-        flags,
-        classes,
-    }
+        },
+    })
 }
 
 #[cfg(test)]

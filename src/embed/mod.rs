@@ -38,6 +38,8 @@ pub enum EmbedError {
     },
     #[error("{} embedding needs a numeric or image payload; text is embedded by a pretrained sentence model (the minilm view), or give --embeddings", .0)]
     Unsupported(&'static str),
+    #[error("the {0} view needs the table in memory; a streamed table (over --memory-limit) has the raw view only")]
+    OnDisk(&'static str),
     #[error("{}: {problem}", .path.display())]
     File {
         path: std::path::PathBuf,
@@ -93,6 +95,9 @@ impl Subset {
             let problem = match (&labels.index[i], &dataset.payload) {
                 (None, _) => Some("no label"),
                 (_, Payload::Table(t)) if !t.row(i).iter().all(|v| v.is_finite()) => {
+                    Some("a feature is null, NaN, infinite or not a number")
+                }
+                (_, Payload::Spilled(t)) if !t.finite[i] => {
                     Some("a feature is null, NaN, infinite or not a number")
                 }
                 (_, Payload::Images(img)) if matches!(img.status[i], ImageStatus::Failed(_)) => {

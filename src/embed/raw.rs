@@ -28,6 +28,7 @@ pub fn embed(payload: &Payload, subset: &Subset, device: &Device) -> Result<Embe
             (values, per)
         }
         Payload::Text(_) => return Err(EmbedError::Unsupported("raw")),
+        Payload::Spilled(_) => return Err(EmbedError::OnDisk("raw")),
     };
     let matrix = Tensor::from_vec(values, (subset.len(), dim), device).context("raw embedding")?;
     Ok(Embedding {
@@ -47,24 +48,7 @@ pub fn scaled(table: &Table, rows: &[u32]) -> Vec<f32> {
     for j in 0..d {
         column.clear();
         column.extend(rows.iter().map(|&r| table.row(r as usize)[j]));
-        if column.is_empty() {
-            continue;
-        }
-        let last = column.len() - 1;
-        let mut quantile = |q: f64| {
-            let at = ((q * last as f64).round() as usize).min(last);
-            *column.select_nth_unstable_by(at, f32::total_cmp).1
-        };
-        let (lo, mid, hi) = (quantile(0.01), quantile(0.5), quantile(0.99));
-        let (min, max) = (quantile(0.0), quantile(1.0));
-        let range = if hi > lo { hi - lo } else { max - min };
-        centre[j] = mid;
-        // Spread below float32 resolution of the values is rounding, not signal.
-        scale[j] = if range > 1e-6 * (1.0 + mid.abs()) {
-            1.0 / range
-        } else {
-            0.0
-        };
+        (centre[j], scale[j]) = column_scale(&mut column);
     }
     let mut out = Vec::with_capacity(rows.len() * d);
     for &r in rows {
@@ -72,6 +56,30 @@ pub fn scaled(table: &Table, rows: &[u32]) -> Vec<f32> {
         out.extend((0..d).map(|j| (row[j] - centre[j]) * scale[j]));
     }
     out
+}
+
+/// One column's centre (median) and the factor that divides by its 1-99 % range (the full
+/// range if that is 0; 0 for a constant column), from its values over the embedded rows
+/// (reordered in place).
+pub fn column_scale(column: &mut [f32]) -> (f32, f32) {
+    if column.is_empty() {
+        return (0.0, 0.0);
+    }
+    let last = column.len() - 1;
+    let mut quantile = |q: f64| {
+        let at = ((q * last as f64).round() as usize).min(last);
+        *column.select_nth_unstable_by(at, f32::total_cmp).1
+    };
+    let (lo, mid, hi) = (quantile(0.01), quantile(0.5), quantile(0.99));
+    let (min, max) = (quantile(0.0), quantile(1.0));
+    let range = if hi > lo { hi - lo } else { max - min };
+    // Spread below float32 resolution of the values is rounding, not signal.
+    let scale = if range > 1e-6 * (1.0 + mid.abs()) {
+        1.0 / range
+    } else {
+        0.0
+    };
+    (mid, scale)
 }
 
 #[cfg(test)]

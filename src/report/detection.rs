@@ -245,10 +245,10 @@ pub fn ran(analysis: &Analysis, dataset: &Dataset) -> DetectionReport {
         .views
         .iter()
         .map(|v| ViewSummary {
-            view: v.embedding.view,
-            dim: v.embedding.dim(),
+            view: v.view,
+            dim: v.dim,
             seconds: v.seconds,
-            training: v.embedding.training.clone(),
+            training: v.training.clone(),
         })
         .collect();
     let detectors = analysis

@@ -326,6 +326,7 @@ fn input_summary(dataset: &Dataset) -> InputSummary {
     };
     match &dataset.payload {
         Payload::Table(t) => summary.feature_columns = t.columns.clone(),
+        Payload::Spilled(t) => summary.feature_columns = t.columns.clone(),
         Payload::Text(t) => summary.text_column = Some(t.column.clone()),
         Payload::Images(i) => {
             summary.image = Some(ImageSummary {

@@ -70,7 +70,7 @@ pub fn into_dataset(
 }
 
 /// A column as optional strings (integers and booleans in their text form).
-fn strings(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<String>>> {
+pub(crate) fn strings(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<String>>> {
     let c = df.column(name)?.cast(&DataType::String)?;
     Ok(c.str()?.iter().map(|v| v.map(str::to_owned)).collect())
 }

@@ -1,4 +1,4 @@
-//! A pass over a Parquet file's footer before polars reads it, with the `parquet` crate: the
+//! A pass over a Parquet file's footer before polars reads it (which also counts its rows), with the `parquet` crate: the
 //! footer must decode, and every column chunk's byte range must lie inside the file's data
 //! region. polars trusts these offsets: a corrupt footer made it overflow an offset (an
 //! `unwrap` on `checked_add`) or `madvise` a range outside its memory map, and both panic
@@ -16,7 +16,7 @@ use super::SourceError;
 const MAGIC: u64 = 4;
 const TAIL: u64 = 8;
 
-pub fn check(path: &Path) -> Result<(), SourceError> {
+pub fn check(path: &Path) -> Result<u64, SourceError> {
     let bad = |problem: String| SourceError::Parquet {
         path: path.to_owned(),
         problem,
@@ -82,7 +82,11 @@ pub fn check(path: &Path) -> Result<(), SourceError> {
             }
         }
     }
-    Ok(())
+    Ok(metadata
+        .row_groups()
+        .iter()
+        .map(|g| g.num_rows() as u64)
+        .sum())
 }
 
 #[cfg(test)]
@@ -115,12 +119,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.parquet");
         std::fs::write(&path, bytes).unwrap();
-        check(&path).map_err(|e| e.to_string())
+        check(&path).map(|_| ()).map_err(|e| e.to_string())
     }
 
     #[test]
-    fn a_valid_file_passes() {
+    fn a_valid_file_passes_and_its_rows_are_counted() {
         assert_eq!(checked(&valid()), Ok(()));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        std::fs::write(&path, valid()).unwrap();
+        assert_eq!(check(&path).unwrap(), 4);
     }
 
     #[test]

@@ -209,7 +209,7 @@ const NUMERIC_SHARE: f64 = 0.5;
 
 /// With inferred features, keeps a string column only if it is mostly numbers; the others
 /// move to `ignored` and leave the frame.
-fn settle_text_columns(roles: &mut Roles, df: DataFrame) -> PolarsResult<DataFrame> {
+pub(crate) fn settle_text_columns(roles: &mut Roles, df: DataFrame) -> PolarsResult<DataFrame> {
     let PayloadRole::Features(features) = &mut roles.payload else {
         return Ok(df);
     };
@@ -260,7 +260,10 @@ fn settle_text_columns(roles: &mut Roles, df: DataFrame) -> PolarsResult<DataFra
 
 /// A lazy scan over all files. Parquet shards are checked one by one first, so a truncated
 /// shard or one with other columns is named.
-fn scan(input: &TabularInput, infer_rows: Option<usize>) -> Result<LazyFrame, SourceError> {
+pub(crate) fn scan(
+    input: &TabularInput,
+    infer_rows: Option<usize>,
+) -> Result<LazyFrame, SourceError> {
     let mut files = Vec::with_capacity(input.files.len());
     for path in &input.files {
         files.push(std::fs::File::open(path).map_err(|e| SourceError::io(path, e))?);
@@ -352,7 +355,7 @@ pub fn is_image_type(dtype: &DataType) -> bool {
     }
 }
 
-fn available(schema: &Schema) -> String {
+pub(crate) fn available(schema: &Schema) -> String {
     schema
         .iter()
         .map(|(n, t)| format!("{n} ({t})"))

@@ -44,7 +44,7 @@ pub fn check(dataset: &Dataset, declared: Option<&Declared>) -> Vec<Finding> {
                 );
             }
         }
-        Payload::Table(_) => {}
+        Payload::Table(_) | Payload::Spilled(_) => {}
     }
     findings
 }
@@ -198,6 +198,16 @@ fn duplicates(dataset: &Dataset) -> Vec<Finding> {
             |i| Some(xxhash_rust::xxh3::xxh3_128(bytes_of(t.row(i)))),
             |a, b| bytes_of(t.row(a)) == bytes_of(t.row(b)),
         ),
+        // On disk: grouped by the hashes the streaming scan took of each row, and confirmed by
+        // reading the rows back (should a read fail, the 128-bit hashes alone decide).
+        Payload::Spilled(t) => duplicate_groups(
+            n,
+            |i| Some(t.hashes[i]),
+            |a, b| match (t.row(a), t.row(b)) {
+                (Ok(x), Ok(y)) => bytes_of(&x) == bytes_of(&y),
+                _ => true,
+            },
+        ),
         Payload::Images(img) => duplicate_groups(
             n,
             |i| match &img.status[i] {
@@ -266,7 +276,7 @@ fn duplicates(dataset: &Dataset) -> Vec<Finding> {
     findings
 }
 
-fn bytes_of(row: &[f32]) -> &[u8] {
+pub(crate) fn bytes_of(row: &[f32]) -> &[u8] {
     bytemuck::cast_slice(row)
 }
 

@@ -7,4 +7,5 @@ mod determinism;
 mod findings;
 mod images;
 mod outputs;
+mod streaming;
 mod text;

@@ -11,9 +11,10 @@ use super::partition::{products, row_norms, Partition};
 
 mod ivf;
 use crate::embed::{CandleContext, EmbedError};
-pub use ivf::{ivf_neighbours, IvfReport};
 #[cfg(test)]
-pub(crate) use ivf::{ivf_search, recall_of};
+pub(crate) use ivf::ivf_search;
+pub(crate) use ivf::recall_of;
+pub use ivf::{ivf_neighbours, IvfReport};
 
 /// Indices (`n x k`, row-major, nearest first) of each row's k nearest other rows, by
 /// Euclidean distance; ties are broken by the lower index. `k` must be below the row count.

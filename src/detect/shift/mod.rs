@@ -120,79 +120,116 @@ pub struct Copies {
 /// Runs the test on `points`; `excluded[i]` leaves subset row `i` out of the mixing samples
 /// (the verdict passes the samples its neighbour rule flagged).
 pub fn run(points: &Points<'_>, excluded: &[bool], config: &ShiftConfig) -> (Detection, Copies) {
-    let n = points.len();
     let classes = points.classes();
-    // One seeded order of all rows: each class's sample of the other classes is the first
-    // `sample` rows of it with another label, a uniform sample found without a pass over n.
-    let mut order: Vec<u32> = (0..n as u32).collect();
-    order.shuffle(&mut StdRng::seed_from_u64(config.seed));
+    let order = shuffled(points.len(), config.seed);
     let mut halves = Vec::new();
     let mut splits = Vec::new();
     for (class, rows) in classes.iter().enumerate() {
-        let seed = config.seed.wrapping_add(class as u64);
-        let Some(side) = split(points, rows, seed) else {
-            continue;
-        };
-        let others: Vec<u32> = order
-            .iter()
-            .copied()
-            .filter(|&i| points.subset.labels[i as usize] != class as u32)
-            .take(config.sample)
-            .collect();
-        for (h, &which) in [false, true].iter().enumerate() {
-            let members: Vec<u32> = rows
-                .iter()
-                .zip(&side)
-                .filter(|(_, &s)| s == which)
-                .map(|(&r, _)| r)
-                .collect();
-            let tested: Vec<u32> = members
-                .iter()
-                .copied()
-                .filter(|&r| !excluded[r as usize])
-                .collect();
-            let mixed = mixing(
-                points,
-                &tested,
-                &others,
-                config,
-                seed.wrapping_add(h as u64),
-            );
-            halves.push(Half {
-                class: class as u32,
-                members,
-                self_share: mixed.map(|m| m.0),
-                sample: mixed.map_or(0, |m| m.1),
-                fired: false,
-                flagged: Vec::new(),
-            });
+        let others = others_of(&order, &points.subset.labels, class as u32, config.sample);
+        let tested = test_class(
+            points,
+            class,
+            rows,
+            &others,
+            |r| excluded[r as usize],
+            config,
+        );
+        if let Some((side, pair)) = tested {
+            halves.extend(pair);
+            splits.push((class, side));
         }
-        splits.push((class, side));
     }
-    let outlier = outlier_cut(&halves, config);
-    for (p, (class, side)) in splits.iter().enumerate() {
-        let rows = &classes[*class];
-        for h in 0..2 {
-            let (v, s) = (
-                halves[2 * p + h].self_share,
-                halves[2 * p + 1 - h].self_share,
-            );
-            if let (Some(v), Some(s), Some(cut)) = (v, s, outlier) {
-                if fires(v, s, config) && cut.is_outlier(v, halves[2 * p + h].sample) {
-                    let flagged = members_in_own_half(points, rows, side, h == 1, config.k);
-                    let half = &mut halves[2 * p + h];
-                    half.fired = true;
-                    half.flagged = flagged;
-                }
-            }
-        }
+    for (p, h) in firing(&halves, config) {
+        let (class, side) = &splits[p];
+        let flagged = members_in_own_half(points, &classes[*class], side, h == 1, config.k);
+        let half = &mut halves[2 * p + h];
+        half.fired = true;
+        half.flagged = flagged;
     }
     let copies = Copies {
         view: points.view,
         threshold: config.threshold,
         halves,
     };
-    (detection(points, &copies.halves, config), copies)
+    let detection = detection(points.len(), points.view, &copies.halves, config);
+    (detection, copies)
+}
+
+/// One seeded order of all `n` rows: each class's sample of the other classes is the first
+/// `sample` rows of it with another label, a uniform sample found without a pass over n.
+pub(crate) fn shuffled(n: usize, seed: u64) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    order.shuffle(&mut StdRng::seed_from_u64(seed));
+    order
+}
+
+/// The sample of the other classes that class `class` is mixed with.
+pub(crate) fn others_of(order: &[u32], labels: &[u32], class: u32, sample: usize) -> Vec<u32> {
+    order
+        .iter()
+        .copied()
+        .filter(|&i| labels[i as usize] != class)
+        .take(sample)
+        .collect()
+}
+
+/// Steps 1 and 2 for class `class`, whose members are `rows` of `points` (ascending): which
+/// side of the split each member is on, and its two halves (members as positions of
+/// `points`, `excluded` ones left out of the mixing samples). None when the class cannot be
+/// split.
+pub(crate) fn test_class(
+    points: &Points<'_>,
+    class: usize,
+    rows: &[u32],
+    others: &[u32],
+    excluded: impl Fn(u32) -> bool,
+    config: &ShiftConfig,
+) -> Option<(Vec<bool>, [Half; 2])> {
+    let seed = config.seed.wrapping_add(class as u64);
+    let side = split(points, rows, seed)?;
+    let half = |h: usize, which: bool| {
+        let members: Vec<u32> = rows
+            .iter()
+            .zip(&side)
+            .filter(|(_, &s)| s == which)
+            .map(|(&r, _)| r)
+            .collect();
+        let tested: Vec<u32> = members.iter().copied().filter(|&r| !excluded(r)).collect();
+        let mixed = mixing(points, &tested, others, config, seed.wrapping_add(h as u64));
+        Half {
+            class: class as u32,
+            members,
+            self_share: mixed.map(|m| m.0),
+            sample: mixed.map_or(0, |m| m.1),
+            fired: false,
+            flagged: Vec::new(),
+        }
+    };
+    let pair = [half(0, false), half(1, true)];
+    Some((side, pair))
+}
+
+/// Step 3 over all tested halves (two a split class, in order): the `(split, half)` pairs
+/// that fire.
+pub(crate) fn firing(halves: &[Half], config: &ShiftConfig) -> Vec<(usize, usize)> {
+    let Some(cut) = outlier_cut(halves, config) else {
+        return Vec::new();
+    };
+    let mut fired = Vec::new();
+    for p in 0..halves.len() / 2 {
+        for h in 0..2 {
+            let (v, s) = (
+                halves[2 * p + h].self_share,
+                halves[2 * p + 1 - h].self_share,
+            );
+            if let (Some(v), Some(s)) = (v, s) {
+                if fires(v, s, config) && cut.is_outlier(v, halves[2 * p + h].sample) {
+                    fired.push((p, h));
+                }
+            }
+        }
+    }
+    fired
 }
 
 /// The yardstick for "an outlier among all tested halves": their median, their spread (1.4826
@@ -244,9 +281,8 @@ fn fires(v: f64, sibling: f64, config: &ShiftConfig) -> bool {
     v <= config.threshold && sibling - v >= config.gap
 }
 
-/// The per-sample scores, flags and per-class statistics of the halves.
-fn detection(points: &Points<'_>, halves: &[Half], config: &ShiftConfig) -> Detection {
-    let n = points.len();
+/// The per-sample scores, flags and per-class statistics of the halves, over `n` rows.
+pub(crate) fn detection(n: usize, view: View, halves: &[Half], config: &ShiftConfig) -> Detection {
     let mut scores = vec![0f32; n];
     let mut flags = vec![false; n];
     for half in halves {
@@ -280,7 +316,7 @@ fn detection(points: &Points<'_>, halves: &[Half], config: &ShiftConfig) -> Dete
     }
     Detection {
         detector: "shift",
-        view: points.view,
+        view,
         parameters: vec![
             ("k".into(), config.k.to_string()),
             ("sample".into(), config.sample.to_string()),
@@ -409,7 +445,7 @@ fn mixing(
 
 /// The members of the half `side == which` of the class `rows` whose `k` nearest neighbours
 /// within the class lie mostly in their own half.
-fn members_in_own_half(
+pub(crate) fn members_in_own_half(
     points: &Points<'_>,
     rows: &[u32],
     side: &[bool],

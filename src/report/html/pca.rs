@@ -37,16 +37,18 @@ impl<'a> View<'a> {
     pub fn new(analysis: &'a Analysis) -> Result<Option<Self>, PlotError> {
         let wanted = analysis
             .judged_view
-            .or_else(|| analysis.views.first().map(|v| v.embedding.view));
-        let Some(run) = analysis
+            .or_else(|| analysis.views.first().map(|v| v.view));
+        // A streaming scan holds no matrix in memory: no projection.
+        let Some(embedding) = analysis
             .views
             .iter()
-            .find(|v| Some(v.embedding.view) == wanted)
+            .find(|v| Some(v.view) == wanted)
+            .and_then(|v| v.embedding.as_ref())
         else {
             return Ok(None);
         };
         Ok(Some(View {
-            points: Points::new(&run.embedding, &analysis.subset)?,
+            points: Points::new(embedding, &analysis.subset)?,
         }))
     }
 

@@ -1,0 +1,302 @@
+//! The streaming scan against the in-memory one on the same Parquet file: the same findings,
+//! subset and per-class detectors (bit for bit), and a k-NN search whose recall is measured.
+
+use std::path::Path;
+
+use clap::Parser;
+use polars::prelude::*;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Normal};
+
+use crate::cli::config::ScanConfig;
+use crate::progress::Progress;
+use crate::report::detection::Outcome as Detected;
+use crate::scan::{scan, Outcome};
+
+/// 12 Gaussian classes in 6 features, with 10 % of the rows a shifted copy (features 0 and 1
+/// raised by 10, relabelled to class 0), 2 % flipped labels, a NaN, a null label, a conflicting duplicate, a
+/// string feature with one non-numeric value, a constant column and an id column.
+fn write_table(path: &Path, n: usize) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let noise = Normal::new(0.0f64, 1.0).unwrap();
+    let classes = 12;
+    let centres: Vec<Vec<f64>> = (0..classes)
+        .map(|_| (0..6).map(|_| 4.0 * noise.sample(&mut rng)).collect())
+        .collect();
+    let mut features: Vec<Vec<f64>> = vec![Vec::new(); 6];
+    let mut labels: Vec<Option<i64>> = Vec::new();
+    for i in 0..n {
+        let c = rng.random_range(0..classes);
+        let poison = i % 10 == 3 && c != 0;
+        for (j, f) in features.iter_mut().enumerate() {
+            let v = centres[c][j] + noise.sample(&mut rng);
+            f.push(if poison && j < 2 { v + 10.0 } else { v });
+        }
+        let flip = i % 50 == 7;
+        labels.push(Some(if poison {
+            0
+        } else if flip {
+            ((c + 1) % classes) as i64
+        } else {
+            c as i64
+        }));
+    }
+    features[2][5] = f64::NAN;
+    labels[7] = None;
+    for f in features.iter_mut() {
+        f[9] = f[8];
+    }
+    labels[9] = Some((labels[8].unwrap() + 1) % classes as i64);
+    let text: Vec<String> = features[5]
+        .iter()
+        .enumerate()
+        .map(|(i, v)| if i == 20 { "n/a".into() } else { v.to_string() })
+        .collect();
+    let mut columns: Vec<Column> = features[..5]
+        .iter()
+        .enumerate()
+        .map(|(j, f)| Column::new(format!("f{j}").into(), f))
+        .collect();
+    columns.push(Column::new("f5".into(), text));
+    columns.push(Column::new("flat".into(), vec![1.5f64; n]));
+    columns.push(Column::new("label".into(), labels));
+    let ids: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
+    columns.push(Column::new("id".into(), ids));
+    let mut df = DataFrame::new(n, columns).unwrap();
+    let file = std::fs::File::create(path).unwrap();
+    ParquetWriter::new(file)
+        .with_row_group_size(Some(500))
+        .finish(&mut df)
+        .unwrap();
+}
+
+fn run(path: &Path, work: &Path, argv: &[&str]) -> Outcome {
+    let path = path.to_str().unwrap();
+    let work = work.to_str().unwrap();
+    let base = ["poisongate", "scan", path, "--id", "id", "--work-dir", work];
+    let args = crate::cli::Args::parse_from([&base[..], argv].concat());
+    let crate::cli::Command::Scan(args) = args.command else {
+        panic!("not a scan")
+    };
+    let config = ScanConfig::from_args(args, false).unwrap();
+    scan(&config, &Progress::hidden()).unwrap()
+}
+
+fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).unwrap()
+}
+
+#[test]
+fn a_streamed_scan_finds_what_the_in_memory_scan_finds() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.parquet");
+    write_table(&path, 3000);
+    let common = ["--embedder", "raw", "--knn-index", "ivf"];
+    let memory = run(
+        &path,
+        dir.path(),
+        &[&common[..], &["--memory-limit", "1TiB"]].concat(),
+    );
+    let streamed = run(
+        &path,
+        dir.path(),
+        &[&common[..], &["--memory-limit", "1KiB"]].concat(),
+    );
+    // The work folder is gone.
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+
+    assert_eq!(
+        json(&memory.report.findings),
+        json(&streamed.report.findings)
+    );
+    assert_eq!(json(&memory.report.input), json(&streamed.report.input));
+    let rules: Vec<&str> = streamed
+        .report
+        .findings
+        .iter()
+        .map(|f| f.rule.name())
+        .collect();
+    for rule in [
+        "nan_value",
+        "missing_label",
+        "conflicting_duplicates",
+        "non_numeric",
+        "constant_column",
+    ] {
+        assert!(rules.contains(&rule), "{rule} not in {rules:?}");
+    }
+    let (Detected::Ran(a), Detected::Ran(b)) = (&memory.detection, &streamed.detection) else {
+        panic!("detection ran in both")
+    };
+    assert_eq!(a.subset, b.subset);
+    assert!(
+        b.views[0].embedding.is_none(),
+        "the streamed view stays on disk"
+    );
+    assert!(
+        b.verdict.notes.iter().any(|n| n.starts_with("streamed:")),
+        "{:?}",
+        b.verdict.notes
+    );
+    let names = |x: &crate::pipeline::Analysis| -> Vec<&str> {
+        x.runs.iter().map(|r| r.detection.detector).collect()
+    };
+    assert_eq!(names(a), names(b));
+    assert!(names(b).contains(&"shift"), "{:?}", names(b));
+    for (x, y) in a.runs.iter().zip(&b.runs) {
+        let (x, y) = (&x.detection, &y.detection);
+        if x.detector == "knn" {
+            // Both inverted files state a recall of at least 0.95 on their sample.
+            let recall = |d: &crate::detect::Detection| -> f64 {
+                let (_, v) = d
+                    .parameters
+                    .iter()
+                    .find(|(k, _)| k == "recall_sampled")
+                    .unwrap();
+                v.split(' ').next().unwrap().parse().unwrap()
+            };
+            assert!(
+                recall(x) >= 0.95 && recall(y) >= 0.95,
+                "{} {}",
+                recall(x),
+                recall(y)
+            );
+            let agree = x.flags.iter().zip(&y.flags).filter(|(p, q)| p == q).count();
+            assert!(agree as f64 >= 0.99 * x.flags.len() as f64, "{agree}");
+            continue;
+        }
+        assert_eq!(x.scores, y.scores, "{}", x.detector);
+        assert_eq!(x.flags, y.flags, "{}", x.detector);
+        assert_eq!(json(&x.classes), json(&y.classes), "{}", x.detector);
+    }
+    let flagged = |name: &str| {
+        let run = b
+            .runs
+            .iter()
+            .find(|r| r.detection.detector == name)
+            .unwrap();
+        run.detection.flags.iter().filter(|&&f| f).count()
+    };
+    // Every detector found something, so that agreeing means something.
+    assert!(flagged("shift") > 200, "{}", flagged("shift"));
+    assert!(flagged("knn") > 20 && flagged("clustering") > 0);
+    assert_eq!(json(&memory.report.gate), json(&streamed.report.gate));
+    assert_eq!(memory.report.status(), streamed.report.status());
+    let reasons = json(&streamed.report.gate)["reasons"].to_string();
+    assert!(reasons.contains("suspected of poisoning"), "{reasons}");
+}
+
+#[test]
+fn the_streamed_neighbours_match_the_exact_ones_at_full_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let (n, d) = (900, 5);
+    let values: Vec<f32> = (0..n * d).map(|_| rng.random_range(-1.0..1.0)).collect();
+    let spill = super::spill::Spill::create(&dir.path().join("m.f32"), n, d).unwrap();
+    spill.write_rows(0, &values).unwrap();
+    let k = 7;
+    // Every partition searched: the exact answer.
+    let (nn, report) =
+        super::ivf::neighbours(&spill, k, usize::MAX, 1.0, dir.path(), &Progress::hidden())
+            .unwrap();
+    let report = report.unwrap();
+    assert_eq!(report.probe, report.clusters);
+    assert_eq!(report.recall, 1.0);
+    let exact = crate::detect::exact::search(&values, n, d, k);
+    assert_eq!(crate::detect::exact::recall_of(&exact, &nn, k), 1.0);
+    // A small probe keeps the recall it states.
+    let again = dir.path().join("again");
+    std::fs::create_dir(&again).unwrap();
+    let (nn, report) =
+        super::ivf::neighbours(&spill, k, 1, 0.0, &again, &Progress::hidden()).unwrap();
+    let report = report.unwrap();
+    assert_eq!(report.probe, 1);
+    let measured = crate::detect::exact::recall_of(&exact, &nn, k);
+    assert!(
+        measured < 1.0 && (measured - report.recall).abs() < 0.1,
+        "{measured} {report:?}"
+    );
+}
+
+#[test]
+fn sizes_parse_with_their_units() {
+    use crate::cli::parse_bytes;
+    assert_eq!(parse_bytes("3GiB"), Ok(3 << 30));
+    assert_eq!(parse_bytes("512 MiB"), Ok(512 << 20));
+    assert_eq!(parse_bytes("2GB"), Ok(2_000_000_000));
+    assert_eq!(parse_bytes("1024"), Ok(1024));
+    assert!(parse_bytes("3 parsecs")
+        .unwrap_err()
+        .contains("unknown unit"));
+    assert!(parse_bytes("0").is_err());
+    assert!(parse_bytes("GiB").is_err());
+}
+
+#[test]
+fn the_in_memory_estimate_decides_and_other_inputs_stay_in_memory() {
+    assert_eq!(
+        super::in_memory_bytes(1_000_000, 64),
+        1_000_000 * (64 * 20 + 200)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.parquet");
+    write_table(&path, 200);
+    let config = |limit: &str, file: &Path| {
+        let args = crate::cli::Args::parse_from([
+            "poisongate",
+            "scan",
+            file.to_str().unwrap(),
+            "--memory-limit",
+            limit,
+        ]);
+        let crate::cli::Command::Scan(args) = args.command else {
+            panic!("not a scan")
+        };
+        ScanConfig::from_args(args, false).unwrap()
+    };
+    assert!(super::plan(&config("1KiB", &path)).unwrap().is_some());
+    assert!(super::plan(&config("1GiB", &path)).unwrap().is_none());
+    let csv = dir.path().join("t.csv");
+    std::fs::write(&csv, "a,label\n1,0\n2,1\n").unwrap();
+    assert!(
+        super::plan(&config("1B", &csv)).unwrap().is_none(),
+        "CSV is read in memory"
+    );
+}
+
+#[test]
+fn a_streamed_scan_refuses_views_it_cannot_compute() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.parquet");
+    write_table(&path, 300);
+    let args = crate::cli::Args::parse_from([
+        "poisongate",
+        "scan",
+        path.to_str().unwrap(),
+        "--embedder",
+        "probe",
+        "--memory-limit",
+        "1KiB",
+        "--work-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    let crate::cli::Command::Scan(args) = args.command else {
+        panic!("not a scan")
+    };
+    let config = ScanConfig::from_args(args, false).unwrap();
+    let err = scan(&config, &Progress::hidden())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("computes the raw view only") && err.contains("t.parquet"),
+        "{err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(
+        left.len(),
+        1,
+        "the work folder is removed on an error too: {left:?}"
+    );
+}
