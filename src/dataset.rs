@@ -157,13 +157,12 @@ pub enum Payload {
     Text(Texts),
 }
 
-/// Numeric features on disk: the column names, each row's 128-bit content hash (what the
-/// duplicate check groups by), whether its features are all finite, and the values, one column after another, in the scan's work
+/// Numeric features on disk: the column names, whether each row's features are all finite,
+/// and the values, one column after another, in the scan's work
 /// folder (as f32, nulls and unparsed values NaN, as in [`Table`]).
 #[derive(Clone)]
 pub struct SpilledTable {
     pub columns: Vec<String>,
-    pub hashes: Vec<u128>,
     /// Whether every feature of the row is a finite number.
     pub finite: Vec<bool>,
     pub values: std::sync::Arc<crate::stream::spill::Spill>,
@@ -173,7 +172,7 @@ impl std::fmt::Debug for SpilledTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SpilledTable")
             .field("columns", &self.columns.len())
-            .field("rows", &self.hashes.len())
+            .field("rows", &self.finite.len())
             .field("file", &self.values.path())
             .finish()
     }

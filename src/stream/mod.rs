@@ -359,12 +359,13 @@ pub fn scan(
         labels,
         payload: Payload::Spilled(SpilledTable {
             columns: kept,
-            hashes,
             finite,
             values: Arc::new(columns),
         }),
     };
     findings.extend(validate::rows::check(&dataset, declared));
+    findings.extend(validate::rows::spilled_duplicates(&dataset, &hashes));
+    drop(hashes);
     validate::finish(&mut findings, &dataset, config.strict);
 
     // 3. Detection.

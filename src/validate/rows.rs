@@ -14,6 +14,7 @@ use crate::dataset::{Dataset, DecodedImage, Ids, ImageStatus, Images, Payload, T
 /// (covariances, clustering) are meaningless below it.
 pub const MIN_CLASS_SIZE: usize = 5;
 
+/// A streamed table's duplicate check is [`spilled_duplicates`], with the hashes its scan took.
 pub fn check(dataset: &Dataset, declared: Option<&Declared>) -> Vec<Finding> {
     let mut findings = Vec::new();
     findings.extend(classes(dataset, declared));
@@ -188,6 +189,24 @@ fn duplicate_groups(
     groups
 }
 
+/// Exact duplicates of a table on disk: grouped by `hashes` (each row's 128-bit hash, taken
+/// as the in-memory check takes it), and confirmed by reading the rows back (should a read
+/// fail, the hashes alone decide).
+pub fn spilled_duplicates(dataset: &Dataset, hashes: &[u128]) -> Vec<Finding> {
+    let Payload::Spilled(t) = &dataset.payload else {
+        return Vec::new();
+    };
+    let groups = duplicate_groups(
+        dataset.len(),
+        |i| Some(hashes[i]),
+        |a, b| match (t.row(a), t.row(b)) {
+            (Ok(x), Ok(y)) => bytes_of(&x) == bytes_of(&y),
+            _ => true,
+        },
+    );
+    duplicate_findings(dataset, &groups)
+}
+
 fn duplicates(dataset: &Dataset) -> Vec<Finding> {
     let n = dataset.len();
     let groups = match &dataset.payload {
@@ -198,16 +217,8 @@ fn duplicates(dataset: &Dataset) -> Vec<Finding> {
             |i| Some(xxhash_rust::xxh3::xxh3_128(bytes_of(t.row(i)))),
             |a, b| bytes_of(t.row(a)) == bytes_of(t.row(b)),
         ),
-        // On disk: grouped by the hashes the streaming scan took of each row, and confirmed by
-        // reading the rows back (should a read fail, the 128-bit hashes alone decide).
-        Payload::Spilled(t) => duplicate_groups(
-            n,
-            |i| Some(t.hashes[i]),
-            |a, b| match (t.row(a), t.row(b)) {
-                (Ok(x), Ok(y)) => bytes_of(&x) == bytes_of(&y),
-                _ => true,
-            },
-        ),
+        // See `spilled_duplicates`.
+        Payload::Spilled(_) => Vec::new(),
         Payload::Images(img) => duplicate_groups(
             n,
             |i| match &img.status[i] {
@@ -226,10 +237,15 @@ fn duplicates(dataset: &Dataset) -> Vec<Finding> {
             |a, b| t.values[a] == t.values[b],
         ),
     };
+    duplicate_findings(dataset, &groups)
+}
+
+/// The findings of duplicate groups: copies with different labels, and repeated rows.
+fn duplicate_findings(dataset: &Dataset, groups: &[Vec<u32>]) -> Vec<Finding> {
     let label = |i: u32| dataset.labels.as_ref().and_then(|l| l.index[i as usize]);
     let (mut conflicting, mut repeated) = (Vec::new(), Vec::new());
     let (mut first_conflict, mut first_repeat) = (None, None);
-    for g in &groups {
+    for g in groups {
         let mut labels: Vec<_> = g.iter().filter_map(|&i| label(i)).collect();
         labels.sort_unstable();
         labels.dedup();
