@@ -277,7 +277,8 @@ impl Layout {
 fn offer(list: &mut [(f32, u32)], candidate: (f32, u32)) {
     let worse = |a: &(f32, u32), b: &(f32, u32)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
     let last = list.len() - 1;
-    if worse(&candidate, &list[last]).is_ge() {
+    // Most candidates are farther than the k-th: one comparison of finite distances.
+    if candidate.0 > list[last].0 || worse(&candidate, &list[last]).is_ge() {
         return;
     }
     let mut i = last;

@@ -571,7 +571,7 @@ fn analyse(
                     budget,
                     &all,
                     &[],
-                    |points, class, rows| {
+                    |points, class, rows, _| {
                         clustering::class_outcome(points, class, rows, &config.clustering)
                             .map(|o| (o.scores, o.flags, o.statistic))
                     },
@@ -591,7 +591,7 @@ fn analyse(
                     budget,
                     &all,
                     &[],
-                    |points, class, rows| {
+                    |points, class, rows, _| {
                         spectral::class_run(points, class, rows, &config.spectral)
                             .map(|o| (o.scores, o.flags, o.statistic))
                     },
@@ -688,11 +688,12 @@ fn members(subset: &Subset) -> Vec<Vec<u32>> {
     members
 }
 
-/// Runs `f(points, class, rows)` on every class, in class order: `points` holds the class's
-/// rows read from `view` (and the rows `extra[class]`, after them), `rows` the positions of
-/// the class's own rows in it. Classes are read in batches of at most `budget` bytes of rows
-/// (at least one class a batch) and run in parallel within a batch. Returns each class's
-/// members (subset positions) and its result.
+/// Runs `f(points, class, own, extra)` on each class of `which`: `points` holds the class's
+/// rows and the rows `extra[class]`, read from `view`, in subset order; `own` and `extra` are
+/// their positions in it (`extra` in the order given). Classes are read in batches of at most
+/// `budget` bytes of rows (at least one class a batch) and run in parallel within a batch; a
+/// batch of one class is used as read, without a copy. Returns each class's members (subset
+/// positions) and its result.
 fn per_class<T: Send>(
     progress: &Progress,
     view: &Spill,
@@ -700,16 +701,34 @@ fn per_class<T: Send>(
     budget: usize,
     which: &[usize],
     extra: &[Vec<u32>],
-    f: impl Fn(&Points<'_>, usize, &[u32]) -> T + Sync,
+    f: impl Fn(&Points<'_>, usize, &[u32], &[u32]) -> T + Sync,
 ) -> Result<Vec<(usize, Vec<u32>, T)>, StreamError> {
     let members = members(subset);
     let d = view.dim;
+    let no_extra = Vec::new();
+    let extra_of = |c: usize| extra.get(c).unwrap_or(&no_extra);
+    // The class's rows and its extra rows, ascending.
     let wanted = |c: usize| -> Vec<u32> {
         let mut rows = members[c].clone();
-        if let Some(more) = extra.get(c) {
-            rows.extend_from_slice(more);
-        }
+        rows.extend_from_slice(extra_of(c));
+        rows.sort_unstable();
+        rows.dedup();
         rows
+    };
+    let run = |c: usize, rows: Vec<u32>, values: Vec<f32>| {
+        // Every wanted row is in `rows`, which is sorted.
+        let at = |r: &u32| rows.binary_search(r).unwrap_or_default() as u32;
+        let own: Vec<u32> = members[c].iter().map(at).collect();
+        let more: Vec<u32> = extra_of(c).iter().map(at).collect();
+        let local_subset = Subset {
+            labels: rows.iter().map(|&r| subset.labels[r as usize]).collect(),
+            rows,
+            n_classes: subset.n_classes,
+            excluded: Vec::new(),
+        };
+        let points = Points::from_vec(values, d, &local_subset, View::Raw);
+        let result = f(&points, c, &own, &more);
+        (c, members[c].clone(), result)
     };
     let mut out = Vec::with_capacity(which.len());
     let mut first = 0;
@@ -719,7 +738,7 @@ fn per_class<T: Send>(
         let mut size = 0usize;
         while end < which.len() {
             let c = which[end];
-            let more = (members[c].len() + extra.get(c).map_or(0, Vec::len)) * d * 4;
+            let more = (members[c].len() + extra_of(c).len()) * d * 4;
             if end > first && size + more > budget {
                 break;
             }
@@ -730,33 +749,30 @@ fn per_class<T: Send>(
             return Err(StreamError::Interrupted);
         }
         let batch = &which[first..end];
-        let mut union: Vec<u32> = batch.iter().flat_map(|&c| wanted(c)).collect();
-        union.sort_unstable();
-        union.dedup();
-        let values = view.gather(&union, ROW_BLOCK)?;
-        let results: Vec<(usize, Vec<u32>, T)> = batch
-            .par_iter()
-            .map(|&c| {
-                let rows = wanted(c);
-                let mut local = Vec::with_capacity(rows.len() * d);
-                for &r in &rows {
-                    // Every wanted row is in the union, which is sorted.
-                    let at = union.binary_search(&r).unwrap_or_default();
-                    local.extend_from_slice(&values[at * d..(at + 1) * d]);
-                }
-                let local_subset = Subset {
-                    rows: rows.clone(),
-                    labels: rows.iter().map(|&r| subset.labels[r as usize]).collect(),
-                    n_classes: subset.n_classes,
-                    excluded: Vec::new(),
-                };
-                let points = Points::from_vec(local, d, &local_subset, View::Raw);
-                let own: Vec<u32> = (0..members[c].len() as u32).collect();
-                let result = f(&points, c, &own);
-                (c, members[c].clone(), result)
-            })
-            .collect();
-        out.extend(results);
+        if let [c] = batch {
+            let rows = wanted(*c);
+            let values = view.gather(&rows, ROW_BLOCK)?;
+            out.push(run(*c, rows, values));
+        } else {
+            let mut union: Vec<u32> = batch.iter().flat_map(|&c| wanted(c)).collect();
+            union.sort_unstable();
+            union.dedup();
+            let values = view.gather(&union, ROW_BLOCK)?;
+            let results: Vec<(usize, Vec<u32>, T)> = batch
+                .par_iter()
+                .map(|&c| {
+                    let rows = wanted(c);
+                    let mut local = Vec::with_capacity(rows.len() * d);
+                    for r in &rows {
+                        // Every wanted row is in the union, which is sorted.
+                        let at = union.binary_search(r).unwrap_or_default();
+                        local.extend_from_slice(&values[at * d..(at + 1) * d]);
+                    }
+                    run(c, rows, local)
+                })
+                .collect();
+            out.extend(results);
+        }
         first = end;
     }
     Ok(out)
@@ -776,7 +792,6 @@ fn shifted_copies(
         .map(|c| shift::others_of(&order, &subset.labels, c as u32, config.sample))
         .collect();
     drop(order);
-    // The class's own rows come first in its points, its sample of the others after them.
     let all: Vec<usize> = (0..subset.n_classes).collect();
     let tested = per_class(
         progress,
@@ -785,21 +800,25 @@ fn shifted_copies(
         budget,
         &all,
         &others,
-        |points, class, own| {
-            let m = own.len() as u32;
-            let sample: Vec<u32> = (m..m + others[class].len() as u32).collect();
-            let global = |r: u32| points.subset.rows[r as usize] as usize;
-            shift::test_class(points, class, own, &sample, |r| excluded[global(r)], config)
+        |points, class, own, sample| {
+            let global = |r: u32| points.subset.rows[r as usize];
+            let excluded = |r: u32| excluded[global(r) as usize];
+            let tested = shift::test_class(points, class, own, sample, excluded, config);
+            // Members as subset positions.
+            tested.map(|(side, pair)| {
+                let pair = pair.map(|mut h| {
+                    h.members = h.members.iter().map(|&r| global(r)).collect();
+                    h
+                });
+                (side, pair)
+            })
         },
     )?;
     let mut halves = Vec::new();
     let mut splits = Vec::new();
-    for (class, rows, result) in tested {
+    for (class, _, result) in tested {
         if let Some((side, pair)) = result {
-            halves.extend(pair.into_iter().map(|mut h| {
-                h.members = h.members.iter().map(|&i| rows[i as usize]).collect();
-                h
-            }));
+            halves.extend(pair);
             splits.push((class, side));
         }
     }
@@ -814,26 +833,24 @@ fn shifted_copies(
         budget,
         &classes,
         &[],
-        |points, class, own| {
+        |points, class, own, _| {
+            let global = |r: &u32| points.subset.rows[*r as usize];
             fired
                 .iter()
                 .filter(|&&(p, _)| splits[p].0 == class)
                 .map(|&(p, h)| {
                     let side = &splits[p].1;
-                    (
-                        p,
-                        h,
-                        shift::members_in_own_half(points, own, side, h == 1, config.k),
-                    )
+                    let found = shift::members_in_own_half(points, own, side, h == 1, config.k);
+                    (p, h, found.iter().map(global).collect::<Vec<u32>>())
                 })
                 .collect::<Vec<_>>()
         },
     )?;
-    for (_, rows, found) in flagged {
-        for (p, h, local) in found {
+    for (_, _, found) in flagged {
+        for (p, h, flagged) in found {
             let half = &mut halves[2 * p + h];
             half.fired = true;
-            half.flagged = local.iter().map(|&i| rows[i as usize]).collect();
+            half.flagged = flagged;
         }
     }
     let copies = shift::Copies {
