@@ -157,39 +157,19 @@ pub enum Payload {
     Text(Texts),
 }
 
-/// Numeric features on disk: the column names, whether each row's features are all finite,
-/// and the values, one column after another, in the scan's work
-/// folder (as f32, nulls and unparsed values NaN, as in [`Table`]).
-#[derive(Clone)]
+/// Numeric features kept on disk by a streaming scan (`crate::stream`): the column names and
+/// whether each row's features are all finite. The values themselves are in the scan's work
+/// folder while it runs.
+#[derive(Debug, Clone)]
 pub struct SpilledTable {
     pub columns: Vec<String>,
     /// Whether every feature of the row is a finite number.
     pub finite: Vec<bool>,
-    pub values: std::sync::Arc<crate::stream::spill::Spill>,
-}
-
-impl std::fmt::Debug for SpilledTable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SpilledTable")
-            .field("columns", &self.columns.len())
-            .field("rows", &self.finite.len())
-            .field("file", &self.values.path())
-            .finish()
-    }
 }
 
 impl SpilledTable {
     pub fn dim(&self) -> usize {
         self.columns.len()
-    }
-
-    /// Row `i`, read column by column from disk (for the few rows a check compares).
-    pub fn row(&self, i: usize) -> Result<Vec<f32>, crate::stream::StreamError> {
-        let mut row = vec![0f32; self.dim()];
-        for (j, v) in row.iter_mut().enumerate() {
-            self.values.read_at(j, i, std::slice::from_mut(v))?;
-        }
-        Ok(row)
     }
 }
 

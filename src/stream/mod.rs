@@ -24,7 +24,6 @@ pub mod spill;
 mod tests;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use polars::prelude::*;
@@ -360,11 +359,12 @@ pub fn scan(
         payload: Payload::Spilled(SpilledTable {
             columns: kept,
             finite,
-            values: Arc::new(columns),
         }),
     };
     findings.extend(validate::rows::check(&dataset, declared));
-    findings.extend(validate::rows::spilled_duplicates(&dataset, &hashes));
+    findings.extend(validate::rows::spilled_duplicates(
+        &dataset, &hashes, &columns,
+    ));
     drop(hashes);
     validate::finish(&mut findings, &dataset, config.strict);
 
@@ -376,7 +376,16 @@ pub fn scan(
         ),
         (Some(detect), Some(subset)) => {
             let budget = (plan.limit / 4) as usize;
-            let analysis = analyse(&dataset, subset, detect, &plan, work.path(), budget, progress)?;
+            let analysis = analyse(
+                &dataset,
+                columns,
+                subset,
+                detect,
+                &plan,
+                work.path(),
+                budget,
+                progress,
+            )?;
             detection::Outcome::Ran(Box::new(analysis))
         }
     };
@@ -432,8 +441,10 @@ fn bytes(b: u64) -> String {
         })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn analyse(
     dataset: &Dataset,
+    columns: Spill,
     subset: Subset,
     config: &DetectConfig,
     plan: &Plan,
@@ -478,7 +489,7 @@ fn analyse(
     let mut column = vec![0f32; n];
     let mut picked = Vec::with_capacity(subset.len());
     for j in 0..d {
-        table.values.read_rows(j, &mut column)?;
+        columns.read_rows(j, &mut column)?;
         picked.clear();
         picked.extend(subset.rows.iter().map(|&r| column[r as usize]));
         (centre[j], scale[j]) = raw::column_scale(&mut picked);
@@ -490,7 +501,7 @@ fn analyse(
     let mut first: Option<Vec<f32>> = None;
     let mut all_same = true;
     let mut non_finite = None;
-    for_row_blocks(&table.values, d, n, |start, block| {
+    for_row_blocks(&columns, d, n, |start, block| {
         scaled.clear();
         let end = start + block.len() / d;
         let from = cursor;
@@ -516,6 +527,8 @@ fn analyse(
         }
         view.write_rows(from, &scaled)
     })?;
+    // The columns are not read again: their file goes now, not at the end.
+    columns.remove()?;
     if let Some(row) = non_finite {
         return Err(EmbedError::NonFinite {
             view: View::Raw.name().to_string(),

@@ -47,6 +47,11 @@ impl Spill {
         &self.path
     }
 
+    /// Deletes the file (its space is free once this handle is gone too).
+    pub fn remove(self) -> Result<(), StreamError> {
+        std::fs::remove_file(&self.path).map_err(|e| StreamError::io(&self.path, e))
+    }
+
     fn offset(&self, row: usize) -> u64 {
         (row * self.dim * 4) as u64
     }

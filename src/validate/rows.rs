@@ -192,15 +192,24 @@ fn duplicate_groups(
 /// Exact duplicates of a table on disk: grouped by `hashes` (each row's 128-bit hash, taken
 /// as the in-memory check takes it), and confirmed by reading the rows back (should a read
 /// fail, the hashes alone decide).
-pub fn spilled_duplicates(dataset: &Dataset, hashes: &[u128]) -> Vec<Finding> {
-    let Payload::Spilled(t) = &dataset.payload else {
-        return Vec::new();
+pub fn spilled_duplicates(
+    dataset: &Dataset,
+    hashes: &[u128],
+    columns: &crate::stream::spill::Spill,
+) -> Vec<Finding> {
+    // `columns` holds one column a row: row `i` of the table is value `i` of each.
+    let row = |i: usize| -> Option<Vec<f32>> {
+        let mut row = vec![0f32; columns.rows];
+        for (j, v) in row.iter_mut().enumerate() {
+            columns.read_at(j, i, std::slice::from_mut(v)).ok()?;
+        }
+        Some(row)
     };
     let groups = duplicate_groups(
         dataset.len(),
         |i| Some(hashes[i]),
-        |a, b| match (t.row(a), t.row(b)) {
-            (Ok(x), Ok(y)) => bytes_of(&x) == bytes_of(&y),
+        |a, b| match (row(a), row(b)) {
+            (Some(x), Some(y)) => bytes_of(&x) == bytes_of(&y),
             _ => true,
         },
     );
