@@ -16,8 +16,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const INTERRUPTED: u8 = 130;
 
 fn main() -> ExitCode {
-    // The first Ctrl-C asks the run to stop at its next step and clean up (a streaming scan's
-    // work folder can hold gigabytes); the second stops the process at once.
+    // The first Ctrl-C (or SIGTERM, as a pipeline's timeout sends) asks the run to stop at its
+    // next step and clean up (a streaming scan's work folder can hold gigabytes); the second
+    // stops the process at once.
     let presses = std::sync::atomic::AtomicUsize::new(0);
     let _ = ctrlc::set_handler(move || {
         if presses.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0 {

@@ -55,6 +55,7 @@ pub fn neighbours(
         return Ok((Vec::new(), None));
     }
     let layout = Layout::new(spill, work)?;
+    super::trace("k-NN partition");
     let clusters = layout.centres.len() / d;
     let mut rng = rand::rngs::StdRng::seed_from_u64(RECALL_SEED);
     let mut sample = rand::seq::index::sample(&mut rng, n, RECALL_SAMPLE.min(n)).into_vec();
@@ -97,6 +98,7 @@ pub fn neighbours(
         bar.inc(wave.len() as u64);
     }
     bar.finish_and_clear();
+    super::trace("k-NN search");
     let report = IvfReport {
         clusters,
         probe,

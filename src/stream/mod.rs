@@ -180,6 +180,26 @@ fn declared_for(declared: Option<&Schema>, keep: impl Fn(&str) -> bool) -> Optio
     })
 }
 
+/// With `POISONGATE_TRACE_MEMORY` set, the peak and current resident memory at the end of a
+/// step, on stderr (Linux): how `benches/stream.sh` finds which step sets the peak.
+fn trace(step: &str) {
+    if std::env::var_os("POISONGATE_TRACE_MEMORY").is_none() {
+        return;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map_or("?".to_string(), |v| v.trim().to_string())
+    };
+    eprintln!(
+        "poisongate: memory after {step}: peak {}, now {}",
+        field("VmHWM:"),
+        field("VmRSS:")
+    );
+}
+
 /// Rows a block of the row passes holds.
 const ROW_BLOCK: usize = 65536;
 
@@ -259,6 +279,22 @@ pub fn scan(
         None => Ids::RowNumber(n),
     };
     let labels = match &roles.label {
+        // Integers as integers: a text copy of 20M labels costs more than all else read so far.
+        Some(name)
+            if frame.df.column(name).is_ok_and(|c| {
+                c.dtype().is_integer() && !matches!(c.dtype(), DataType::UInt64)
+            }) =>
+        {
+            let c = frame
+                .df
+                .column(name)
+                .and_then(|c| c.cast(&DataType::Int64))
+                .map_err(&polars)?;
+            let values = c.i64().map_err(&polars)?;
+            Some(Labels::from_integers(name.clone(), || {
+                values.iter().collect()
+            }))
+        }
         Some(name) => {
             let c = frame
                 .df
@@ -272,6 +308,7 @@ pub fn scan(
     };
     drop(frame);
     spinner.finish_and_clear();
+    trace("labels");
 
     let columns = Spill::create(&work.path().join("columns.f32"), features.len(), n)?;
     let mut finite: Vec<bool> = Vec::new();
@@ -330,6 +367,7 @@ pub fn scan(
         bar.inc(1);
     }
     bar.finish_and_clear();
+    trace("columns");
     if kept.is_empty() {
         return Err(SourceError::NoFeatures {
             path: input.path.clone(),
@@ -367,6 +405,7 @@ pub fn scan(
     ));
     drop(hashes);
     validate::finish(&mut findings, &dataset, config.strict);
+    trace("validation");
 
     // 3. Detection.
     let detection = match (&config.detect, Subset::usable(&dataset)) {
@@ -537,6 +576,7 @@ fn analyse(
         .into());
     }
     let view_seconds = t.elapsed().as_secs_f64();
+    trace("raw view");
     let detectors: &[DetectorKind] = if all_same {
         notes.push("every row has the same raw embedding: no detector can tell samples apart in that view, so none ran on it".into());
         &[]
@@ -617,6 +657,7 @@ fn analyse(
                 )
             }
         };
+        trace(detection.detector);
         runs.push(Run {
             detection,
             seconds: t.elapsed().as_secs_f64(),
@@ -636,6 +677,7 @@ fn analyse(
         });
         copies = Some(found);
     }
+    trace("shift");
     let t = Instant::now();
     let mut verdict = verdict::decide(&subset, &votes, copies.as_ref(), None, &config.verdict);
     verdict.notes.splice(0..0, notes);

@@ -111,6 +111,7 @@ fn a_streamed_scan_finds_what_the_in_memory_scan_finds() {
         json(&streamed.report.findings)
     );
     assert_eq!(json(&memory.report.input), json(&streamed.report.input));
+    assert_eq!(json(&memory.report.classes), json(&streamed.report.classes));
     let rules: Vec<&str> = streamed
         .report
         .findings
