@@ -135,17 +135,19 @@ impl Labels {
 
     /// [`Labels::from_names`] of an integer column, without a text copy of every row: the
     /// same classes (integers in their text form, in numeric order) and indices.
-    pub fn from_integers(column: String, values: impl Fn() -> Vec<Option<i64>>) -> Self {
-        let values = values();
-        let mut distinct: Vec<i64> = values.iter().flatten().copied().collect();
+    pub fn from_integers<I>(column: String, values: impl Fn() -> I) -> Self
+    where
+        I: Iterator<Item = Option<i64>>,
+    {
+        let distinct: std::collections::HashSet<i64> = values().flatten().collect();
+        let mut distinct: Vec<i64> = distinct.into_iter().collect();
         distinct.sort_unstable();
-        distinct.dedup();
         let lookup: std::collections::HashMap<i64, u32> = distinct
             .iter()
             .enumerate()
             .map(|(i, &v)| (v, i as u32))
             .collect();
-        let index = values.iter().map(|v| v.map(|v| lookup[&v])).collect();
+        let index = values().map(|v| v.map(|v| lookup[&v])).collect();
         Labels {
             column,
             classes: distinct.iter().map(i64::to_string).collect(),

@@ -291,9 +291,7 @@ pub fn scan(
                 .and_then(|c| c.cast(&DataType::Int64))
                 .map_err(&polars)?;
             let values = c.i64().map_err(&polars)?;
-            Some(Labels::from_integers(name.clone(), || {
-                values.iter().collect()
-            }))
+            Some(Labels::from_integers(name.clone(), || values.iter()))
         }
         Some(name) => {
             let c = frame
@@ -378,10 +376,11 @@ pub fn scan(
 
     // 2. Each row's hash, for the duplicate check.
     let d = kept.len();
-    let mut hashes = vec![0u128; n];
+    let mut keyed: Vec<(u128, u32)> = Vec::with_capacity(n);
     for_row_blocks(&columns, d, n, |start, block| {
         for (i, row) in block.chunks(d).enumerate() {
-            hashes[start + i] = xxhash_rust::xxh3::xxh3_128(validate::rows::bytes_of(row));
+            let hash = xxhash_rust::xxh3::xxh3_128(validate::rows::bytes_of(row));
+            keyed.push((hash, (start + i) as u32));
         }
         Ok(())
     })?;
@@ -401,9 +400,8 @@ pub fn scan(
     };
     findings.extend(validate::rows::check(&dataset, declared));
     findings.extend(validate::rows::spilled_duplicates(
-        &dataset, &hashes, &columns,
+        &dataset, keyed, &columns,
     ));
-    drop(hashes);
     validate::finish(&mut findings, &dataset, config.strict);
     trace("validation");
 

@@ -168,10 +168,15 @@ fn duplicate_groups(
     key: impl Fn(usize) -> Option<u128> + Sync,
     same: impl Fn(usize, usize) -> bool,
 ) -> Vec<Vec<u32>> {
-    let mut keyed: Vec<(u128, u32)> = (0..n)
+    let keyed: Vec<(u128, u32)> = (0..n)
         .into_par_iter()
         .filter_map(|i| key(i).map(|k| (k, i as u32)))
         .collect();
+    keyed_groups(keyed, same)
+}
+
+/// [`duplicate_groups`] of `(hash, row)` pairs.
+fn keyed_groups(mut keyed: Vec<(u128, u32)>, same: impl Fn(usize, usize) -> bool) -> Vec<Vec<u32>> {
     keyed.par_sort_unstable();
     let mut groups = Vec::new();
     for run in keyed.chunk_by(|a, b| a.0 == b.0).filter(|r| r.len() > 1) {
@@ -189,12 +194,12 @@ fn duplicate_groups(
     groups
 }
 
-/// Exact duplicates of a table on disk: grouped by `hashes` (each row's 128-bit hash, taken
-/// as the in-memory check takes it), and confirmed by reading the rows back (should a read
-/// fail, the hashes alone decide).
+/// Exact duplicates of a table on disk: grouped by `keyed`, each row's 128-bit hash (taken as
+/// the in-memory check takes it) and its number, and confirmed by reading the rows back
+/// (should a read fail, the hashes alone decide).
 pub fn spilled_duplicates(
     dataset: &Dataset,
-    hashes: &[u128],
+    keyed: Vec<(u128, u32)>,
     columns: &crate::stream::spill::Spill,
 ) -> Vec<Finding> {
     // `columns` holds one column a row: row `i` of the table is value `i` of each.
@@ -205,14 +210,10 @@ pub fn spilled_duplicates(
         }
         Some(row)
     };
-    let groups = duplicate_groups(
-        dataset.len(),
-        |i| Some(hashes[i]),
-        |a, b| match (row(a), row(b)) {
-            (Some(x), Some(y)) => bytes_of(&x) == bytes_of(&y),
-            _ => true,
-        },
-    );
+    let groups = keyed_groups(keyed, |a, b| match (row(a), row(b)) {
+        (Some(x), Some(y)) => bytes_of(&x) == bytes_of(&y),
+        _ => true,
+    });
     duplicate_findings(dataset, &groups)
 }
 
