@@ -118,17 +118,27 @@ fn finish(
         None => detection::Outcome::NotRequested,
         Some(detect) => detect_outcome(&dataset, detect, progress)?,
     };
+    Ok(outcome(config, dataset, findings, detection))
+}
+
+/// The report of validated findings and detection, under the gate's policy.
+pub(crate) fn outcome(
+    config: &ScanConfig,
+    dataset: Dataset,
+    findings: Vec<Finding>,
+    detection: detection::Outcome,
+) -> Outcome {
     let policy = report::GatePolicy {
         strict: config.strict,
         max_label_issues: config.max_label_issues,
     };
     let (report, flags) = Report::build(&dataset, findings, &detection, policy);
-    Ok(Outcome {
+    Outcome {
         dataset,
         report,
         flags,
         detection,
-    })
+    }
 }
 
 /// Reads the input into a dataset, with the findings of the reading and column checks.

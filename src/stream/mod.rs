@@ -37,7 +37,7 @@ use crate::detect::{clustering, knn, shift, spectral, Detection, Points};
 use crate::embed::{raw, EmbedError, Subset, View};
 use crate::pipeline::{Analysis, DetectConfig, DetectorKind, Run, ViewRun};
 use crate::progress::Progress;
-use crate::report::{self, detection, Report};
+use crate::report::detection;
 use crate::scan::Outcome;
 use crate::source::tabular::{self, Frame, PayloadRole, Roles, TabularFormat, TabularInput};
 use crate::source::{self, guard, Input, SourceError};
@@ -426,17 +426,7 @@ pub fn scan(
             detection::Outcome::Ran(Box::new(analysis))
         }
     };
-    let policy = report::GatePolicy {
-        strict: config.strict,
-        max_label_issues: config.max_label_issues,
-    };
-    let (report, flags) = Report::build(&dataset, findings, &detection, policy);
-    Ok(Outcome {
-        dataset,
-        report,
-        flags,
-        detection,
-    })
+    Ok(crate::scan::outcome(config, dataset, findings, detection))
 }
 
 /// Calls `f(first_row, rows)` on row-major blocks of the column-major `columns` (`d` columns
@@ -583,6 +573,16 @@ fn analyse(
     };
 
     let all: Vec<usize> = (0..subset.n_classes).collect();
+    // A per-class detector over every class of the view on disk.
+    let by_class = |detector: &'static str,
+                    parameters: Vec<(String, String)>,
+                    f: &ClassDetector<'_>|
+     -> Result<Detection, StreamError> {
+        let outcomes = per_class(progress, &view, &subset, budget, &all, &[], |p, c, r, _| {
+            f(p, c, r)
+        })?;
+        Ok(assemble(detector, parameters, &subset, outcomes))
+    };
     let mut runs = Vec::new();
     let mut votes = Vec::new();
     for detector in detectors {
@@ -614,46 +614,22 @@ fn analyse(
                 votes.push((View::Raw, v));
                 detection
             }
-            DetectorKind::Clustering => {
-                let outcomes = per_class(
-                    progress,
-                    &view,
-                    &subset,
-                    budget,
-                    &all,
-                    &[],
-                    |points, class, rows, _| {
-                        clustering::class_outcome(points, class, rows, &config.clustering)
-                            .map(|o| (o.scores, o.flags, o.statistic))
-                    },
-                )?;
-                assemble(
-                    "clustering",
-                    clustering::parameters(&config.clustering),
-                    &subset,
-                    outcomes,
-                )
-            }
-            DetectorKind::Spectral => {
-                let outcomes = per_class(
-                    progress,
-                    &view,
-                    &subset,
-                    budget,
-                    &all,
-                    &[],
-                    |points, class, rows, _| {
-                        spectral::class_run(points, class, rows, &config.spectral)
-                            .map(|o| (o.scores, o.flags, o.statistic))
-                    },
-                )?;
-                assemble(
-                    "spectral",
-                    spectral::parameters(&config.spectral),
-                    &subset,
-                    outcomes,
-                )
-            }
+            DetectorKind::Clustering => by_class(
+                "clustering",
+                clustering::parameters(&config.clustering),
+                &|points, class, rows| {
+                    clustering::class_outcome(points, class, rows, &config.clustering)
+                        .map(|o| (o.scores, o.flags, o.statistic))
+                },
+            )?,
+            DetectorKind::Spectral => by_class(
+                "spectral",
+                spectral::parameters(&config.spectral),
+                &|points, class, rows| {
+                    spectral::class_run(points, class, rows, &config.spectral)
+                        .map(|o| (o.scores, o.flags, o.statistic))
+                },
+            )?,
         };
         trace(detection.detector);
         runs.push(Run {
@@ -700,6 +676,9 @@ fn analyse(
 
 /// One class's scores and flags (in its rows' order) and its statistic.
 type ClassResult = (Vec<f32>, Vec<bool>, crate::detect::ClassStatistic);
+
+/// A per-class detector: `(points, class, the class's positions in points)`.
+type ClassDetector<'a> = dyn Fn(&Points<'_>, usize, &[u32]) -> Option<ClassResult> + Sync + 'a;
 
 /// A detector's result over the subset from its classes' results.
 fn assemble(
