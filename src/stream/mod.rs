@@ -479,9 +479,6 @@ fn analyse(
     budget: usize,
     progress: &Progress,
 ) -> Result<Analysis, Error> {
-    let Payload::Spilled(table) = &dataset.payload else {
-        unreachable!("a streaming scan's payload is on disk");
-    };
     if subset.is_empty() {
         let why = subset.excluded.first().map_or("no rows", |e| e.1);
         return Err(EmbedError::NothingUsable(why.to_string()).into());
@@ -509,8 +506,8 @@ fn analyse(
 
     // The raw view, on disk.
     let t = Instant::now();
-    let d = table.dim();
-    let n = dataset.len();
+    // One column a row of `columns`, each of every dataset row.
+    let (d, n) = (columns.rows, columns.dim);
     let mut centre = vec![0f32; d];
     let mut scale = vec![0f32; d];
     let mut column = vec![0f32; n];
