@@ -9,12 +9,12 @@ cd "$(dirname "$0")"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/poisongate-target}
 venv=${POISONGATE_PY_VENV:-$HOME/.cache/poisongate-py-venv}
 # Bump when the list changes, so that an existing venv is brought up to date.
-pins="maturin==1.15.0 pytest==9.0.3 numpy==2.4.6 pyarrow==25.0.1 pandas==2.3.3 polars==1.44.2 datasets==5.0.1"
+pins="maturin==1.15.0 pytest==9.0.3 numpy==2.4.6 pyarrow==25.0.1 pandas==2.3.3 polars==1.44.2 datasets==5.0.1 ray[data]==2.60.0"
 if [ "$(cat "$venv/.pins" 2>/dev/null)" != "$pins" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --upgrade pip >&2
   # shellcheck disable=SC2086
-  "$venv/bin/pip" install --quiet $pins >&2
+  (set -f; "$venv/bin/pip" install --quiet $pins) >&2
   echo "$pins" >"$venv/.pins"
 fi
 wheels=$(mktemp -d)

@@ -60,10 +60,29 @@ fn detect_outcome(
 pub fn scan(config: &ScanConfig, progress: &Progress) -> Result<Outcome, Error> {
     let declared = declared_schema(config)?;
     if let Some((plan, findings)) = crate::stream::plan(config)? {
-        return crate::stream::scan(config, declared.as_ref(), plan, findings, progress);
+        return crate::stream::scan(config, declared.as_ref(), plan, findings, None, progress);
     }
     let (dataset, findings) = load(&config.input, declared.as_ref(), progress)?;
     finish(config, declared.as_ref(), dataset, findings, progress)
+}
+
+/// [`scan`] with the streaming scan's parallel steps run by `tasks` (the Ray engine): the
+/// input must be a Parquet table of numeric features, and it streams whatever its size.
+pub fn scan_with_tasks(
+    config: &ScanConfig,
+    tasks: &dyn crate::stream::remote::Tasks,
+    progress: &Progress,
+) -> Result<Outcome, Error> {
+    let declared = declared_schema(config)?;
+    let (plan, findings) = crate::stream::plan_for_tasks(config)?;
+    crate::stream::scan(
+        config,
+        declared.as_ref(),
+        plan,
+        findings,
+        Some(tasks),
+        progress,
+    )
 }
 
 /// [`scan`] of a table already in memory (the Python package): `config.input.path` only names

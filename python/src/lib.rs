@@ -15,14 +15,15 @@ use numpy::{PyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyKeyboardInterrupt, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyCapsule;
+use pyo3::types::{PyBytes, PyCapsule};
 
 use poisongate::cli::config::{BenchConfig, ScanConfig, SweepConfig};
 use poisongate::cli::{Args, Command};
-use poisongate::embed::EmbedError;
 use poisongate::pipeline::{Embeddings, HostMatrix};
 use poisongate::progress::Progress;
 use poisongate::scan::{self as engine, Outcome};
+use poisongate::stream::remote::{RawSpec, Sink, Tasks};
+use poisongate::stream::StreamError;
 use poisongate::Error;
 
 create_exception!(
@@ -60,9 +61,7 @@ fn to_py(err: Error) -> PyErr {
     let message = poisongate::clip_message(&message);
     match err {
         Error::Config(_) => UsageError::new_err(message),
-        Error::Embed(EmbedError::Cancelled) => {
-            PyKeyboardInterrupt::new_err("poisongate scan interrupted")
-        }
+        _ if err.is_interrupted() => PyKeyboardInterrupt::new_err("poisongate scan interrupted"),
         _ => InputError::new_err(message),
     }
 }
@@ -426,6 +425,162 @@ fn scan(
     })
 }
 
+/// The streaming scan's tasks handed to a Python object (the Ray engine,
+/// `poisongate/ray.py`): `map(stage, spec, items) -> list[bytes]`, `embed(spec, files, columns)`
+/// yielding `(first_row, bytes)` per shard, and `describe() -> str`.
+struct PyTasks {
+    obj: Py<PyAny>,
+}
+
+/// A Python exception raised by the engine's tasks, as the scan's error.
+fn task_error(py: Python<'_>, what: &str, e: PyErr) -> StreamError {
+    if e.is_instance_of::<PyKeyboardInterrupt>(py) {
+        return StreamError::Interrupted;
+    }
+    let text = e.value(py).to_string();
+    StreamError::Tasks(poisongate::clip_message(&format!("{what}: {text}")))
+}
+
+impl Tasks for PyTasks {
+    fn map(
+        &self,
+        stage: &str,
+        spec: &[u8],
+        items: Vec<Vec<u8>>,
+    ) -> Result<Vec<Vec<u8>>, StreamError> {
+        let n = items.len();
+        let answers: Vec<Vec<u8>> = Python::attach(|py| {
+            let items: Vec<Bound<'_, PyBytes>> =
+                items.iter().map(|i| PyBytes::new(py, i)).collect();
+            self.obj
+                .call_method1(py, "map", (stage, PyBytes::new(py, spec), items))
+                .and_then(|out| out.extract::<Vec<Vec<u8>>>(py))
+                .map_err(|e| task_error(py, &format!("the Ray engine's `{stage}` tasks"), e))
+        })?;
+        if answers.len() != n {
+            return Err(StreamError::Tasks(format!(
+                "the Ray engine's `{stage}` tasks answered {} of {n} items",
+                answers.len()
+            )));
+        }
+        Ok(answers)
+    }
+
+    fn embed(&self, spec: &RawSpec, sink: &Sink<'_>) -> Result<(), StreamError> {
+        let what = "the Ray engine's embedding step";
+        Python::attach(|py| -> Result<(), StreamError> {
+            let shards = self
+                .obj
+                .call_method1(
+                    py,
+                    "embed",
+                    (
+                        PyBytes::new(py, &spec.encode()),
+                        spec.files.clone(),
+                        spec.columns.clone(),
+                    ),
+                )
+                .and_then(|it| it.into_bound(py).try_iter())
+                .map_err(|e| task_error(py, what, e))?;
+            for shard in shards {
+                let (first, bytes): (usize, Vec<u8>) = shard
+                    .and_then(|s| s.extract())
+                    .map_err(|e| task_error(py, what, e))?;
+                if bytes.len() % 4 != 0 {
+                    return Err(StreamError::Tasks(format!(
+                        "{what}: the shard at row {first} answered {} bytes, not f32 values",
+                        bytes.len()
+                    )));
+                }
+                let values: Vec<f32> = bytes
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
+                py.detach(|| sink(first, &values))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn describe(&self) -> String {
+        Python::attach(|py| {
+            self.obj
+                .call_method0(py, "describe")
+                .and_then(|d| d.extract::<String>(py))
+                .unwrap_or_else(|_| "Ray".into())
+        })
+    }
+}
+
+/// A scan whose streaming steps run as `tasks`' tasks (`poisongate.ray.scan`): the input is a
+/// path to a Parquet table of numeric features.
+#[pyfunction]
+#[pyo3(signature = (path, name, args, tasks, progress))]
+fn scan_tasks(
+    py: Python<'_>,
+    path: String,
+    name: String,
+    args: Vec<String>,
+    tasks: Py<PyAny>,
+    progress: bool,
+) -> PyResult<NativeReport> {
+    let config = scan_config(&path, args, progress)?;
+    let bars = Progress::new(config.input.progress);
+    let tasks = PyTasks { obj: tasks };
+    let outcome = run_engine(py, &bars, move |bars| {
+        engine::scan_with_tasks(&config, &tasks, bars)
+    })?;
+    let scores =
+        poisongate::report::scores::batch(&outcome.dataset, &outcome.flags, &outcome.detection)
+            .map_err(|e| PoisongateError::new_err(format!("cannot build the scores table: {e}")))?;
+    Ok(NativeReport {
+        outcome,
+        input: name,
+        is_path: true,
+        scores,
+    })
+}
+
+/// One task of the streaming scan (a worker of the Ray engine): `stage` on `item` with the
+/// step's `spec`; the answer's bytes.
+#[pyfunction]
+fn run_task<'py>(
+    py: Python<'py>,
+    stage: String,
+    spec: Vec<u8>,
+    item: Vec<u8>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let answer = py
+        .detach(|| poisongate::stream::remote::run_task(&stage, &spec, &item))
+        .map_err(|e| to_py(e.into()))?;
+    Ok(PyBytes::new(py, &answer))
+}
+
+/// The raw view of one shard of the input (a worker of the Ray engine's embedding step):
+/// `table` (any `__arrow_c_stream__` object, e.g. a PyArrow table of the shard's feature
+/// columns) with the step's `spec`; the values as little-endian f32 bytes, row-major.
+#[pyfunction]
+fn embed_shard<'py>(
+    py: Python<'py>,
+    spec: Vec<u8>,
+    table: &Bound<'py, PyAny>,
+    shard: String,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let Source::Frame(df) = read_stream(table, &shard)? else {
+        return Err(InputError::new_err(
+            "embed_shard() takes a table, not a path",
+        ));
+    };
+    let values = py
+        .detach(|| -> Result<Vec<f32>, StreamError> {
+            let spec = RawSpec::decode(&spec)?;
+            poisongate::stream::remote::embed_frame(&spec, &df, &shard)
+        })
+        .map_err(|e| to_py(e.into()))?;
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    Ok(PyBytes::new(py, &bytes))
+}
+
 #[pymodule]
 fn _poisongate(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -437,5 +592,8 @@ fn _poisongate(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(scan, m)?)?;
     m.add_function(wrap_pyfunction!(bench_run, m)?)?;
     m.add_function(wrap_pyfunction!(sweep, m)?)?;
+    m.add_function(wrap_pyfunction!(scan_tasks, m)?)?;
+    m.add_function(wrap_pyfunction!(run_task, m)?)?;
+    m.add_function(wrap_pyfunction!(embed_shard, m)?)?;
     Ok(())
 }

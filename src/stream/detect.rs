@@ -3,11 +3,14 @@
 //! on the inverted file on disk, and the verdict.
 
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use rayon::prelude::*;
 
+use super::remote::{self, ClassItem, Job, RawSpec, Tasks, CLASS_STAGE};
 use super::spill::Spill;
+use super::wire::Writer;
 use super::{for_row_blocks, ivf, trace, Plan, StreamError, ROW_BLOCK};
 use crate::dataset::Dataset;
 use crate::detect::knn::NeighbourIndex;
@@ -43,6 +46,7 @@ pub(super) fn analyse(
     plan: &Plan,
     work: &Path,
     budget: usize,
+    tasks: Option<&dyn Tasks>,
     progress: &Progress,
 ) -> Result<Analysis, Error> {
     if subset.is_empty() {
@@ -66,6 +70,12 @@ pub(super) fn analyse(
             view.name()
         ));
     }
+    if let Some(tasks) = tasks {
+        notes.push(format!(
+            "the raw view, the per-class detectors and the k-NN search ran as tasks on {}; validation, the partition and the verdict ran in this process",
+            tasks.describe()
+        ));
+    }
     if config.device == crate::device::DeviceChoice::Cuda {
         notes.push("--device cuda was not used: a streaming scan runs on the CPU".into());
     }
@@ -86,37 +96,60 @@ pub(super) fn analyse(
     }
     drop((column, picked));
     let view = Spill::create(&work.join("raw.f32"), subset.len(), d)?;
-    let mut cursor = 0usize;
-    let mut scaled = Vec::new();
-    let mut first: Option<Vec<f32>> = None;
-    let mut all_same = true;
-    let mut non_finite = None;
-    for_row_blocks(&columns, d, n, |start, block| {
-        scaled.clear();
-        let end = start + block.len() / d;
-        let from = cursor;
-        while cursor < subset.len() && (subset.rows[cursor] as usize) < end {
-            let r = subset.rows[cursor] as usize - start;
-            let at = scaled.len();
-            scaled.extend(
-                block[r * d..(r + 1) * d]
+    let (all_same, non_finite) = match tasks {
+        Some(tasks) => {
+            // The columns file is not needed: the tasks read the input.
+            let spec = RawSpec {
+                files: plan
+                    .input
+                    .files
                     .iter()
-                    .zip(&centre)
-                    .zip(&scale)
-                    .map(|((&x, c), s)| (x - c) * s),
-            );
-            let out = &scaled[at..];
-            if non_finite.is_none() && out.iter().any(|v| !v.is_finite()) {
-                non_finite = Some(subset.rows[cursor]);
-            }
-            match &first {
-                None => first = Some(out.to_vec()),
-                Some(f) => all_same &= f.as_slice() == out,
-            }
-            cursor += 1;
+                    .map(|f| f.display().to_string())
+                    .collect(),
+                columns: match &dataset.payload {
+                    crate::dataset::Payload::Spilled(table) => table.columns.clone(),
+                    _ => Vec::new(),
+                },
+                centre,
+                scale,
+            };
+            embed_by(tasks, &spec, &view, &subset, n)?
         }
-        view.write_rows(from, &scaled)
-    })?;
+        None => {
+            let mut cursor = 0usize;
+            let mut scaled = Vec::new();
+            let mut first: Option<Vec<f32>> = None;
+            let mut all_same = true;
+            let mut non_finite = None;
+            for_row_blocks(&columns, d, n, |start, block| {
+                scaled.clear();
+                let end = start + block.len() / d;
+                let from = cursor;
+                while cursor < subset.len() && (subset.rows[cursor] as usize) < end {
+                    let r = subset.rows[cursor] as usize - start;
+                    let at = scaled.len();
+                    scaled.extend(
+                        block[r * d..(r + 1) * d]
+                            .iter()
+                            .zip(&centre)
+                            .zip(&scale)
+                            .map(|((&x, c), s)| (x - c) * s),
+                    );
+                    let out = &scaled[at..];
+                    if non_finite.is_none() && out.iter().any(|v| !v.is_finite()) {
+                        non_finite = Some(subset.rows[cursor]);
+                    }
+                    match &first {
+                        None => first = Some(out.to_vec()),
+                        Some(f) => all_same &= f.as_slice() == out,
+                    }
+                    cursor += 1;
+                }
+                view.write_rows(from, &scaled)
+            })?;
+            (all_same, non_finite)
+        }
+    };
     // The columns are not read again: their file goes now, not at the end.
     columns.remove()?;
     if let Some(row) = non_finite {
@@ -139,11 +172,24 @@ pub(super) fn analyse(
     // A per-class detector over every class of the view on disk.
     let by_class = |detector: &'static str,
                     parameters: Vec<(String, String)>,
-                    f: &ClassDetector<'_>|
+                    job: Job|
      -> Result<Detection, StreamError> {
-        let outcomes = per_class(progress, &view, &subset, budget, &all, &[], |p, c, r, _| {
-            f(p, c, r)
-        })?;
+        let none = |_: usize, _: &[u32]| Vec::new();
+        let answers = per_class(
+            progress,
+            &view,
+            &subset,
+            budget,
+            &all,
+            &[],
+            &job,
+            none,
+            tasks,
+        )?;
+        let outcomes = answers
+            .into_iter()
+            .map(|(c, rows, answer)| Ok((c, rows, remote::read_scored(&answer)?)))
+            .collect::<Result<Vec<_>, StreamError>>()?;
         Ok(assemble(detector, parameters, &subset, outcomes))
     };
     let mut runs = Vec::new();
@@ -169,6 +215,8 @@ pub(super) fn analyse(
                     config.knn.probe,
                     config.knn.min_recall,
                     work,
+                    tasks,
+                    budget,
                     progress,
                 )?;
                 spinner.finish_and_clear();
@@ -180,18 +228,12 @@ pub(super) fn analyse(
             DetectorKind::Clustering => by_class(
                 "clustering",
                 clustering::parameters(&config.clustering),
-                &|points, class, rows| {
-                    clustering::class_outcome(points, class, rows, &config.clustering)
-                        .map(|o| (o.scores, o.flags, o.statistic))
-                },
+                Job::Clustering(config.clustering.clone()),
             )?,
             DetectorKind::Spectral => by_class(
                 "spectral",
                 spectral::parameters(&config.spectral),
-                &|points, class, rows| {
-                    spectral::class_run(points, class, rows, &config.spectral)
-                        .map(|o| (o.scores, o.flags, o.statistic))
-                },
+                Job::Spectral(config.spectral.clone()),
             )?,
         };
         trace(detection.detector);
@@ -206,8 +248,15 @@ pub(super) fn analyse(
     let mut copies = None;
     if judged == Some(View::Raw) && config.shift.threshold > 0.0 {
         let t = Instant::now();
-        let (detection, found) =
-            shifted_copies(progress, &view, &subset, &excluded, budget, &config.shift)?;
+        let (detection, found) = shifted_copies(
+            progress,
+            &view,
+            &subset,
+            &excluded,
+            budget,
+            &config.shift,
+            tasks,
+        )?;
         runs.push(Run {
             detection,
             seconds: t.elapsed().as_secs_f64(),
@@ -237,11 +286,90 @@ pub(super) fn analyse(
     })
 }
 
-/// One class's scores and flags (in its rows' order) and its statistic.
-type ClassResult = (Vec<f32>, Vec<bool>, crate::detect::ClassStatistic);
+/// The raw view computed by `tasks` (each shard of the input's `n` rows), written to `view`
+/// (the subset's rows): whether every row is the same, and the first dataset row whose view
+/// is not finite. Fails unless the shards cover every row once.
+fn embed_by(
+    tasks: &dyn Tasks,
+    spec: &RawSpec,
+    view: &Spill,
+    subset: &Subset,
+    n: usize,
+) -> Result<(bool, Option<u32>), StreamError> {
+    let d = spec.columns.len();
+    let shards = Mutex::new(Vec::new());
+    let non_finite = Mutex::new(None::<u32>);
+    let sink = |first: usize, values: &[f32]| -> Result<(), StreamError> {
+        if d == 0 || values.len() % d != 0 {
+            return Err(StreamError::Unsupported(format!(
+                "the raw view of the shard at row {first} has {} values, not rows of {d}",
+                values.len()
+            )));
+        }
+        let rows = values.len() / d;
+        if first + rows > n {
+            return Err(StreamError::Unsupported(format!(
+                "the raw view of the shard at row {first} has {rows} rows: past the input's {n}"
+            )));
+        }
+        let from = subset.rows.partition_point(|&r| (r as usize) < first);
+        let to = subset
+            .rows
+            .partition_point(|&r| (r as usize) < first + rows);
+        let mut kept = Vec::with_capacity((to - from) * d);
+        let mut bad = None;
+        for &r in &subset.rows[from..to] {
+            let i = r as usize - first;
+            let row = &values[i * d..(i + 1) * d];
+            if bad.is_none() && row.iter().any(|v| !v.is_finite()) {
+                bad = Some(r);
+            }
+            kept.extend_from_slice(row);
+        }
+        view.write_rows(from, &kept)?;
+        if let Some(r) = bad {
+            let mut worst = non_finite.lock().unwrap_or_else(|e| e.into_inner());
+            *worst = Some(worst.map_or(r, |w| w.min(r)));
+        }
+        shards
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((first, rows));
+        Ok(())
+    };
+    tasks.embed(spec, &sink)?;
+    let mut shards = shards.into_inner().unwrap_or_else(|e| e.into_inner());
+    shards.sort_unstable();
+    let mut next = 0;
+    for &(first, rows) in &shards {
+        if first != next {
+            return Err(StreamError::Unsupported(format!(
+                "the raw view's shards do not cover the input once: one starts at row {first}, the next row due was {next}"
+            )));
+        }
+        next += rows;
+    }
+    if next != n {
+        return Err(StreamError::Unsupported(format!(
+            "the raw view's shards cover {next} of the input's {n} rows"
+        )));
+    }
+    // Whether every row is the first one, in one pass.
+    let mut first = vec![0f32; d];
+    view.read_rows(0, &mut first)?;
+    let mut all_same = true;
+    view.for_blocks(ROW_BLOCK, |_, block| {
+        all_same &= block.chunks(d).all(|row| row == first.as_slice());
+        Ok(())
+    })?;
+    Ok((
+        all_same,
+        non_finite.into_inner().unwrap_or_else(|e| e.into_inner()),
+    ))
+}
 
-/// A per-class detector: `(points, class, the class's positions in points)`.
-type ClassDetector<'a> = dyn Fn(&Points<'_>, usize, &[u32]) -> Option<ClassResult> + Sync + 'a;
+/// One class's scores and flags (in its rows' order) and its statistic.
+type ClassResult = remote::Scored;
 
 /// A detector's result over the subset from its classes' results.
 fn assemble(
@@ -283,21 +411,28 @@ fn members(subset: &Subset) -> Vec<Vec<u32>> {
     members
 }
 
-/// Runs `f(points, class, own, extra)` on each class of `which`: `points` holds the class's
-/// rows and the rows `extra[class]`, read from `view`, in subset order; `own` and `extra` are
-/// their positions in it (`extra` in the order given). Classes are read in batches of at most
-/// `budget` bytes of rows (at least one class a batch) and run in parallel within a batch; a
-/// batch of one class is used as read, without a copy. Returns each class's members (subset
-/// positions) and its result.
-fn per_class<T: Send>(
+/// A class, its members (subset positions) and a per-class step's answer for it.
+type ClassAnswer = (usize, Vec<u32>, Vec<u8>);
+
+/// Runs `job` on each class of `which`, with `data(class, rows)` (the class's data, given its
+/// rows). A class's points hold its rows and the rows `extra[class]`, read from `view`, in
+/// subset order; the job sees its own rows and its extra rows as positions among them
+/// (`extra` in the order given). Classes are read in batches of at most `budget` bytes of rows
+/// (at least one class a batch), and a batch runs in parallel here or, with `tasks`, as their
+/// items; a batch of one class run here is used as read, without a copy. Returns each class's
+/// members (subset positions) and its answer.
+#[allow(clippy::too_many_arguments)]
+fn per_class(
     progress: &Progress,
     view: &Spill,
     subset: &Subset,
     budget: usize,
     which: &[usize],
     extra: &[Vec<u32>],
-    f: impl Fn(&Points<'_>, usize, &[u32], &[u32]) -> T + Sync,
-) -> Result<Vec<(usize, Vec<u32>, T)>, StreamError> {
+    job: &Job,
+    data: impl Fn(usize, &[u32]) -> Vec<u8> + Sync,
+    tasks: Option<&dyn Tasks>,
+) -> Result<Vec<ClassAnswer>, StreamError> {
     let members = members(subset);
     let d = view.dim;
     let no_extra = Vec::new();
@@ -310,21 +445,29 @@ fn per_class<T: Send>(
         rows.dedup();
         rows
     };
-    let run = |c: usize, rows: Vec<u32>, values: Vec<f32>| {
-        // Every wanted row is in `rows`, which is sorted.
+    // Where the class's own and extra rows are among `rows` (every one is, and it is sorted).
+    let positions = |c: usize, rows: &[u32]| {
         let at = |r: &u32| rows.binary_search(r).unwrap_or_default() as u32;
         let own: Vec<u32> = members[c].iter().map(at).collect();
         let more: Vec<u32> = extra_of(c).iter().map(at).collect();
+        (own, more)
+    };
+    let labels_of =
+        |rows: &[u32]| -> Vec<u32> { rows.iter().map(|&r| subset.labels[r as usize]).collect() };
+    let run = |c: usize, rows: Vec<u32>, values: Vec<f32>| {
+        let (own, more) = positions(c, &rows);
+        let class_data = data(c, &rows);
         let local_subset = Subset {
-            labels: rows.iter().map(|&r| subset.labels[r as usize]).collect(),
+            labels: labels_of(&rows),
             rows,
             n_classes: subset.n_classes,
             excluded: Vec::new(),
         };
         let points = Points::from_vec(values, d, &local_subset, View::Raw);
-        let result = f(&points, c, &own, &more);
-        (c, members[c].clone(), result)
+        let answer = job.run(&points, c, &own, &more, &class_data)?;
+        Ok((c, members[c].clone(), answer))
     };
+    let spec = job.spec();
     let mut out = Vec::with_capacity(which.len());
     let mut first = 0;
     while first < which.len() {
@@ -344,29 +487,68 @@ fn per_class<T: Send>(
             return Err(StreamError::Interrupted);
         }
         let batch = &which[first..end];
-        if let [c] = batch {
+        if let ([c], None) = (batch, tasks) {
             let rows = wanted(*c);
             let values = view.gather(&rows, ROW_BLOCK)?;
-            out.push(run(*c, rows, values));
+            out.push(run(*c, rows, values)?);
         } else {
             let mut union: Vec<u32> = batch.iter().flat_map(|&c| wanted(c)).collect();
             union.sort_unstable();
             union.dedup();
             let values = view.gather(&union, ROW_BLOCK)?;
-            let results: Vec<(usize, Vec<u32>, T)> = batch
-                .par_iter()
-                .map(|&c| {
-                    let rows = wanted(c);
-                    let mut local = Vec::with_capacity(rows.len() * d);
-                    for r in &rows {
-                        // Every wanted row is in the union, which is sorted.
-                        let at = union.binary_search(r).unwrap_or_default();
-                        local.extend_from_slice(&values[at * d..(at + 1) * d]);
+            let local = |rows: &[u32]| {
+                let mut local = Vec::with_capacity(rows.len() * d);
+                for r in rows {
+                    // Every wanted row is in the union, which is sorted.
+                    let at = union.binary_search(r).unwrap_or_default();
+                    local.extend_from_slice(&values[at * d..(at + 1) * d]);
+                }
+                local
+            };
+            match tasks {
+                None => {
+                    let results = batch
+                        .par_iter()
+                        .map(|&c| {
+                            let rows = wanted(c);
+                            let values = local(&rows);
+                            run(c, rows, values)
+                        })
+                        .collect::<Result<Vec<_>, StreamError>>()?;
+                    out.extend(results);
+                }
+                Some(tasks) => {
+                    let items: Vec<Vec<u8>> = batch
+                        .iter()
+                        .map(|&c| {
+                            let rows = wanted(c);
+                            let (own, more) = positions(c, &rows);
+                            ClassItem {
+                                class: c,
+                                n_classes: subset.n_classes,
+                                labels: &labels_of(&rows),
+                                own: &own,
+                                more: &more,
+                                values: &local(&rows),
+                                data: &data(c, &rows),
+                                rows: &rows,
+                            }
+                            .encode()
+                        })
+                        .collect();
+                    let answers = tasks.map(CLASS_STAGE, &spec, items)?;
+                    if answers.len() != batch.len() {
+                        return Err(StreamError::Unsupported(format!(
+                            "the per-class step answered {} of {} classes",
+                            answers.len(),
+                            batch.len()
+                        )));
                     }
-                    run(c, rows, local)
-                })
-                .collect();
-            out.extend(results);
+                    for (&c, answer) in batch.iter().zip(answers) {
+                        out.push((c, members[c].clone(), answer));
+                    }
+                }
+            }
         }
         first = end;
     }
@@ -381,6 +563,7 @@ fn shifted_copies(
     excluded: &[bool],
     budget: usize,
     config: &shift::ShiftConfig,
+    tasks: Option<&dyn Tasks>,
 ) -> Result<(Detection, shift::Copies), StreamError> {
     let order = shift::shuffled(subset.len(), config.seed);
     let others: Vec<Vec<u32>> = (0..subset.n_classes)
@@ -388,31 +571,25 @@ fn shifted_copies(
         .collect();
     drop(order);
     let all: Vec<usize> = (0..subset.n_classes).collect();
+    // Each class's data: whether each of its rows is left out of the mixing samples.
+    let flags = |_: usize, rows: &[u32]| {
+        let mut w = Writer::new();
+        w.bools(
+            &rows
+                .iter()
+                .map(|&r| excluded[r as usize])
+                .collect::<Vec<_>>(),
+        );
+        w.finish()
+    };
+    let job = Job::ShiftTest(config.clone());
     let tested = per_class(
-        progress,
-        view,
-        subset,
-        budget,
-        &all,
-        &others,
-        |points, class, own, sample| {
-            let global = |r: u32| points.subset.rows[r as usize];
-            let excluded = |r: u32| excluded[global(r) as usize];
-            let tested = shift::test_class(points, class, own, sample, excluded, config);
-            // Members as subset positions.
-            tested.map(|(side, pair)| {
-                let pair = pair.map(|mut h| {
-                    h.members = h.members.iter().map(|&r| global(r)).collect();
-                    h
-                });
-                (side, pair)
-            })
-        },
+        progress, view, subset, budget, &all, &others, &job, flags, tasks,
     )?;
     let mut halves = Vec::new();
     let mut splits = Vec::new();
-    for (class, _, result) in tested {
-        if let Some((side, pair)) = result {
+    for (class, _, answer) in tested {
+        if let Some((side, pair)) = remote::read_split(&answer)? {
             halves.extend(pair);
             splits.push((class, side));
         }
@@ -421,6 +598,15 @@ fn shifted_copies(
     let fired = shift::firing(&halves, config);
     let mut classes: Vec<usize> = fired.iter().map(|&(p, _)| splits[p].0).collect();
     classes.dedup();
+    let fired_of = |class: usize, _: &[u32]| {
+        let of_class: Vec<(usize, usize, &[bool])> = fired
+            .iter()
+            .filter(|&&(p, _)| splits[p].0 == class)
+            .map(|&(p, h)| (p, h, splits[p].1.as_slice()))
+            .collect();
+        remote::members_data(&of_class)
+    };
+    let job = Job::ShiftMembers(config.clone());
     let flagged = per_class(
         progress,
         view,
@@ -428,22 +614,17 @@ fn shifted_copies(
         budget,
         &classes,
         &[],
-        |points, class, own, _| {
-            let global = |r: &u32| points.subset.rows[*r as usize];
-            fired
-                .iter()
-                .filter(|&&(p, _)| splits[p].0 == class)
-                .map(|&(p, h)| {
-                    let side = &splits[p].1;
-                    let found = shift::members_in_own_half(points, own, side, h == 1, config.k);
-                    (p, h, found.iter().map(global).collect::<Vec<u32>>())
-                })
-                .collect::<Vec<_>>()
-        },
+        &job,
+        fired_of,
+        tasks,
     )?;
-    for (_, _, found) in flagged {
-        for (p, h, flagged) in found {
-            let half = &mut halves[2 * p + h];
+    for (_, _, answer) in flagged {
+        for (p, h, flagged) in remote::read_members(&answer)? {
+            let half = halves.get_mut(2 * p + h).ok_or_else(|| {
+                StreamError::Unsupported(format!(
+                    "the member rule answered for half {p}.{h}, which was not tested"
+                ))
+            })?;
             half.fired = true;
             half.flagged = flagged;
         }

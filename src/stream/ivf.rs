@@ -14,7 +14,9 @@ use std::path::Path;
 use rand::SeedableRng;
 use rayon::prelude::*;
 
+use super::remote::Tasks;
 use super::spill::Spill;
+use super::wire::{Reader, Writer};
 use super::StreamError;
 use crate::detect::exact::IvfReport;
 use crate::detect::partition::{assign, lloyd, partition_rng, products, row_norms, training_rows};
@@ -41,13 +43,17 @@ struct Layout {
 }
 
 /// Each row's `k` nearest other rows (row-major, `u32::MAX` for an empty place), and what the
-/// search did. `work` is the folder the partition-ordered copy is written to.
+/// search did. `work` is the folder the partition-ordered copy is written to. With `tasks`,
+/// the partitions are searched by them, handed over in batches of at most `budget` bytes.
+#[allow(clippy::too_many_arguments)]
 pub fn neighbours(
     spill: &Spill,
     k: usize,
     probe: usize,
     min_recall: f64,
     work: &Path,
+    tasks: Option<&dyn Tasks>,
+    budget: usize,
     progress: &crate::progress::Progress,
 ) -> Result<(Vec<u32>, Option<IvfReport>), StreamError> {
     let (n, d) = (spill.rows, spill.dim);
@@ -79,16 +85,17 @@ pub fn neighbours(
         if progress.cancelled() {
             return Err(StreamError::Interrupted);
         }
-        let found: Vec<(usize, Vec<u32>)> = wave
-            .par_iter()
-            .map(|&c| {
-                let (a, b) = (layout.start[c], layout.start[c + 1]);
-                let mut queries = vec![0f32; (b - a) * d];
-                layout.ordered.read_rows(a, &mut queries)?;
-                let found = layout.search(&queries, &layout.original[a..b], k, probe, false)?;
-                Ok((c, found))
-            })
-            .collect::<Result<_, StreamError>>()?;
+        let found: Vec<(usize, Vec<u32>)> = match tasks {
+            Some(tasks) => layout.search_by(tasks, wave, k, probe, budget)?,
+            None => wave
+                .par_iter()
+                .map(|&c| {
+                    let (queries, ids) = layout.partition(c)?;
+                    let found = layout.search(&queries, ids, k, probe, false)?;
+                    Ok((c, found))
+                })
+                .collect::<Result<_, StreamError>>()?,
+        };
         for (c, found) in found {
             let rows = &layout.original[layout.start[c]..layout.start[c + 1]];
             for (&row, list) in rows.iter().zip(found.chunks(k)) {
@@ -211,68 +218,296 @@ impl Layout {
         parallel: bool,
     ) -> Result<Vec<u32>, StreamError> {
         let d = self.ordered.dim;
-        let m = ids.len();
-        let clusters = self.centre_norms.len();
-        // Each query's `probe` nearest centres, then the queries of each partition.
-        let mut dots = vec![0f32; m * clusters];
-        products(&mut dots, queries, &self.centres, m, clusters, d, parallel);
-        let mut asking: Vec<Vec<u32>> = vec![Vec::new(); clusters];
-        let mut order: Vec<(f32, u32)> = Vec::with_capacity(clusters);
-        for (q, dots) in dots.chunks(clusters).enumerate() {
-            order.clear();
-            order.extend(
-                dots.iter()
-                    .zip(&self.centre_norms)
-                    .enumerate()
-                    .map(|(c, (&dot, &norm))| (norm - 2.0 * dot, c as u32)),
-            );
-            let p = probe.min(clusters);
-            if p < clusters {
-                order.select_nth_unstable_by(p - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let asking = ask(
+            &self.centres,
+            &self.centre_norms,
+            queries,
+            d,
+            probe,
+            parallel,
+        );
+        scan_asked(&asking, queries, ids, k, d, parallel, |c, rows| {
+            let (a, b) = (self.start[c], self.start[c + 1]);
+            rows.resize((b - a) * d, 0.0);
+            self.ordered.read_rows(a, rows)?;
+            Ok(&self.original[a..b])
+        })
+    }
+
+    /// [`Layout::search`] of the queries of partitions `wave` (each partition's rows), by
+    /// `tasks`: first which partitions each one's queries ask ([`ASK_STAGE`]), then the search
+    /// in those ([`SEARCH_STAGE`]), in batches of at most `budget` bytes of items.
+    fn search_by(
+        &self,
+        tasks: &dyn Tasks,
+        wave: &[usize],
+        k: usize,
+        probe: usize,
+        budget: usize,
+    ) -> Result<Vec<(usize, Vec<u32>)>, StreamError> {
+        let d = self.ordered.dim;
+        let mut spec = Writer::new();
+        spec.usize(d).usize(probe).f32s(&self.centres);
+        let items = wave
+            .iter()
+            .map(|&c| {
+                let (queries, _) = self.partition(c)?;
+                let mut w = Writer::new();
+                w.f32s(&queries);
+                Ok(w.finish())
+            })
+            .collect::<Result<Vec<_>, StreamError>>()?;
+        let asked = tasks.map(ASK_STAGE, &spec.finish(), items)?;
+        if asked.len() != wave.len() {
+            return Err(StreamError::Unsupported(format!(
+                "the k-NN partition step answered {} of {} partitions",
+                asked.len(),
+                wave.len()
+            )));
+        }
+        let mut spec = Writer::new();
+        spec.usize(k).usize(d);
+        let spec = spec.finish();
+        let mut out = Vec::with_capacity(wave.len());
+        let mut batch: Vec<(usize, Vec<u8>)> = Vec::new();
+        let mut size = 0usize;
+        let flush = |batch: &mut Vec<(usize, Vec<u8>)>,
+                     out: &mut Vec<(usize, Vec<u32>)>|
+         -> Result<(), StreamError> {
+            let (which, items): (Vec<usize>, Vec<Vec<u8>>) = batch.drain(..).unzip();
+            let answers = tasks.map(SEARCH_STAGE, &spec, items)?;
+            if answers.len() != which.len() {
+                return Err(StreamError::Unsupported(format!(
+                    "the k-NN search step answered {} of {} partitions",
+                    answers.len(),
+                    which.len()
+                )));
             }
-            for &(_, c) in &order[..p] {
-                asking[c as usize].push(q as u32);
+            for (c, answer) in which.into_iter().zip(answers) {
+                let mut r = Reader::new(&answer, "a k-NN partition's neighbours");
+                let found = r.u32s()?;
+                r.end()?;
+                let rows = self.start[c + 1] - self.start[c];
+                if found.len() != rows * k {
+                    return Err(StreamError::Unsupported(format!(
+                        "a k-NN partition's search answered {} neighbours for {rows} rows of {k}",
+                        found.len()
+                    )));
+                }
+                out.push((c, found));
+            }
+            Ok(())
+        };
+        for (&c, asked) in wave.iter().zip(asked) {
+            let (queries, ids) = self.partition(c)?;
+            let mut w = Writer::new();
+            w.f32s(&queries).u32s(ids);
+            let asked = read_asked(&asked)?;
+            w.usize(asked.len());
+            for (p, queries) in asked {
+                if p >= self.centre_norms.len() {
+                    return Err(StreamError::Unsupported(format!(
+                        "the k-NN partition step named partition {p} of {}",
+                        self.centre_norms.len()
+                    )));
+                }
+                let (rows, original) = self.partition(p)?;
+                w.usize(p).u32s(&queries).f32s(&rows).u32s(original);
+            }
+            let item = w.finish();
+            size += item.len();
+            batch.push((c, item));
+            if size >= budget {
+                flush(&mut batch, &mut out)?;
+                size = 0;
             }
         }
-        drop(dots);
-        let mut best = vec![(f32::INFINITY, u32::MAX); m * k];
-        let mut rows = Vec::new();
-        let mut gathered = Vec::new();
-        let mut products_out = Vec::new();
-        for (c, asked) in asking.iter().enumerate().filter(|(_, a)| !a.is_empty()) {
-            let (a, b) = (self.start[c], self.start[c + 1]);
-            if a == b {
-                continue;
-            }
-            rows.resize((b - a) * d, 0.0);
-            self.ordered.read_rows(a, &mut rows)?;
-            let norms = row_norms(&rows, d);
-            gathered.clear();
-            for &q in asked {
-                gathered.extend_from_slice(&queries[q as usize * d..(q as usize + 1) * d]);
-            }
-            products_out.resize(asked.len() * (b - a), 0.0);
-            products(
-                &mut products_out,
-                &gathered,
-                &rows,
-                asked.len(),
-                b - a,
-                d,
-                parallel,
-            );
-            for (&q, dots) in asked.iter().zip(products_out.chunks(b - a)) {
-                let own = ids[q as usize];
-                let list = &mut best[q as usize * k..(q as usize + 1) * k];
-                for ((&dot, &norm), &row) in dots.iter().zip(&norms).zip(&self.original[a..b]) {
-                    if row != own {
-                        offer(list, (norm - 2.0 * dot, row));
-                    }
+        if !batch.is_empty() {
+            flush(&mut batch, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// The rows of partition `c` and their original numbers.
+    fn partition(&self, c: usize) -> Result<(Vec<f32>, &[u32]), StreamError> {
+        let (a, b) = (self.start[c], self.start[c + 1]);
+        let mut rows = vec![0f32; (b - a) * self.ordered.dim];
+        self.ordered.read_rows(a, &mut rows)?;
+        Ok((rows, &self.original[a..b]))
+    }
+}
+
+/// The queries that ask each partition: each query's `probe` nearest centres.
+fn ask(
+    centres: &[f32],
+    centre_norms: &[f32],
+    queries: &[f32],
+    d: usize,
+    probe: usize,
+    parallel: bool,
+) -> Vec<Vec<u32>> {
+    let m = queries.len().checked_div(d).unwrap_or(0);
+    let clusters = centre_norms.len();
+    let mut dots = vec![0f32; m * clusters];
+    products(&mut dots, queries, centres, m, clusters, d, parallel);
+    let mut asking: Vec<Vec<u32>> = vec![Vec::new(); clusters];
+    let mut order: Vec<(f32, u32)> = Vec::with_capacity(clusters);
+    for (q, dots) in dots.chunks(clusters).enumerate() {
+        order.clear();
+        order.extend(
+            dots.iter()
+                .zip(centre_norms)
+                .enumerate()
+                .map(|(c, (&dot, &norm))| (norm - 2.0 * dot, c as u32)),
+        );
+        let p = probe.min(clusters);
+        if p < clusters {
+            order.select_nth_unstable_by(p - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        }
+        for &(_, c) in &order[..p] {
+            asking[c as usize].push(q as u32);
+        }
+    }
+    asking
+}
+
+/// The `k` nearest rows of each query among the partitions that `asking` says it asks;
+/// `read(c, buffer)` fills `buffer` with partition `c`'s rows and returns their original
+/// numbers. A query's own row `ids[q]` is left out.
+#[allow(clippy::too_many_arguments)]
+fn scan_asked<'p>(
+    asking: &[Vec<u32>],
+    queries: &[f32],
+    ids: &[u32],
+    k: usize,
+    d: usize,
+    parallel: bool,
+    mut read: impl FnMut(usize, &mut Vec<f32>) -> Result<&'p [u32], StreamError>,
+) -> Result<Vec<u32>, StreamError> {
+    let m = ids.len();
+    let mut best = vec![(f32::INFINITY, u32::MAX); m * k];
+    let mut rows = Vec::new();
+    let mut gathered = Vec::new();
+    let mut products_out = Vec::new();
+    for (c, asked) in asking.iter().enumerate().filter(|(_, a)| !a.is_empty()) {
+        let original = read(c, &mut rows)?;
+        let size = original.len();
+        if size == 0 {
+            continue;
+        }
+        let norms = row_norms(&rows, d);
+        gathered.clear();
+        for &q in asked {
+            gathered.extend_from_slice(&queries[q as usize * d..(q as usize + 1) * d]);
+        }
+        products_out.resize(asked.len() * size, 0.0);
+        products(
+            &mut products_out,
+            &gathered,
+            &rows,
+            asked.len(),
+            size,
+            d,
+            parallel,
+        );
+        for (&q, dots) in asked.iter().zip(products_out.chunks(size)) {
+            let own = ids[q as usize];
+            let list = &mut best[q as usize * k..(q as usize + 1) * k];
+            for ((&dot, &norm), &row) in dots.iter().zip(&norms).zip(original) {
+                if row != own {
+                    offer(list, (norm - 2.0 * dot, row));
                 }
             }
         }
-        Ok(best.into_iter().map(|(_, row)| row).collect())
     }
+    Ok(best.into_iter().map(|(_, row)| row).collect())
+}
+
+/// The stage that finds which partitions a partition's queries ask.
+pub(crate) const ASK_STAGE: &str = "ivf-ask";
+/// The stage that searches a partition's queries in the partitions they ask.
+pub(crate) const SEARCH_STAGE: &str = "ivf-search";
+
+/// [`ASK_STAGE`]'s spec: the dimension, the probe and the centres; an item: the queries; the
+/// answer: for each partition asked, its number and the queries asking it.
+pub(crate) fn run_ask(spec: &[u8], item: &[u8]) -> Result<Vec<u8>, StreamError> {
+    let mut r = Reader::new(spec, "the k-NN partition search's settings");
+    let (d, probe, centres) = (r.usize()?, r.usize()?, r.f32s()?);
+    r.end()?;
+    let mut r = Reader::new(item, "a k-NN partition's queries");
+    let queries = r.f32s()?;
+    r.end()?;
+    if d == 0 || centres.len() % d != 0 || queries.len() % d != 0 {
+        return Err(StreamError::Unsupported(format!(
+            "a k-NN partition's queries ({} values) or centres ({}) are not rows of {d}",
+            queries.len(),
+            centres.len()
+        )));
+    }
+    let norms = row_norms(&centres, d);
+    let asking = ask(&centres, &norms, &queries, d, probe, false);
+    let mut w = Writer::new();
+    let asked: Vec<(usize, &Vec<u32>)> = asking
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| !a.is_empty())
+        .collect();
+    w.usize(asked.len());
+    for (c, queries) in asked {
+        w.usize(c).u32s(queries);
+    }
+    Ok(w.finish())
+}
+
+fn read_asked(bytes: &[u8]) -> Result<Vec<(usize, Vec<u32>)>, StreamError> {
+    let mut r = Reader::new(bytes, "a k-NN partition's asked partitions");
+    let asked = (0..r.usize()?)
+        .map(|_| Ok((r.usize()?, r.u32s()?)))
+        .collect::<Result<Vec<_>, StreamError>>()?;
+    r.end()?;
+    Ok(asked)
+}
+
+/// [`SEARCH_STAGE`]'s spec: `k` and the dimension; an item: the queries, their rows, and each
+/// asked partition's number, asking queries, rows and row numbers; the answer: `k` rows a
+/// query.
+pub(crate) fn run_search(spec: &[u8], item: &[u8]) -> Result<Vec<u8>, StreamError> {
+    let mut r = Reader::new(spec, "the k-NN search's settings");
+    let (k, d) = (r.usize()?, r.usize()?);
+    r.end()?;
+    let mut r = Reader::new(item, "a k-NN partition's search");
+    let queries = r.f32s()?;
+    let ids = r.u32s()?;
+    let mut parts = Vec::new();
+    for _ in 0..r.usize()? {
+        parts.push((r.usize()?, r.u32s()?, r.f32s()?, r.u32s()?));
+    }
+    r.end()?;
+    let m = ids.len();
+    let broken = d == 0
+        || k == 0
+        || queries.len() != m * d
+        || parts.iter().any(|(_, asked, rows, original)| {
+            rows.len() != original.len() * d || asked.iter().any(|&q| q as usize >= m)
+        });
+    if broken {
+        return Err(StreamError::Unsupported(format!(
+            "a k-NN partition's search does not hold together ({m} queries, {} values, k {k}, dimension {d})",
+            queries.len()
+        )));
+    }
+    // The partitions in the order the single-machine search visits them (ascending).
+    parts.sort_by_key(|p| p.0);
+    let asking: Vec<Vec<u32>> = parts.iter_mut().map(|p| std::mem::take(&mut p.1)).collect();
+    let found = scan_asked(&asking, &queries, &ids, k, d, false, |i, rows| {
+        let (_, _, values, original) = &parts[i];
+        rows.clear();
+        rows.extend_from_slice(values);
+        Ok(original.as_slice())
+    })?;
+    let mut w = Writer::new();
+    w.u32s(&found);
+    Ok(w.finish())
 }
 
 /// Keeps `list` the `k` smallest `(distance, row)` pairs seen, ascending (ties by row).

@@ -20,9 +20,11 @@
 
 mod detect;
 pub mod ivf;
+pub mod remote;
 pub mod spill;
 #[cfg(test)]
 mod tests;
+pub mod wire;
 
 use std::path::{Path, PathBuf};
 
@@ -53,6 +55,9 @@ pub enum StreamError {
     Unsupported(String),
     #[error("interrupted")]
     Interrupted,
+    /// Another process's task failed (the Ray engine): its message.
+    #[error("{0}")]
+    Tasks(String),
 }
 
 impl StreamError {
@@ -104,6 +109,28 @@ pub fn plan(config: &ScanConfig) -> Result<Option<(Plan, Vec<Finding>)>, Error> 
     let Some(limit) = config.memory_limit.or_else(default_limit) else {
         return Ok(None);
     };
+    Ok(table(config, limit)?.filter(|(plan, _)| plan.estimate > limit))
+}
+
+/// The plan of a scan whose steps run as tasks (the Ray engine): it streams whatever the
+/// table's size, so its input must be a Parquet table of numeric features.
+pub fn plan_for_tasks(config: &ScanConfig) -> Result<(Plan, Vec<Finding>), Error> {
+    // Without a limit and a /proc/meminfo, batches of 1 GiB.
+    let limit = config
+        .memory_limit
+        .or_else(default_limit)
+        .unwrap_or(4 << 30);
+    table(config, limit)?.ok_or_else(|| {
+        StreamError::Unsupported(format!(
+            "{}: the Ray engine reads Parquet tables of numeric feature columns (a file or a folder of them); scan other inputs with `poisongate scan`",
+            config.input.path.display()
+        ))
+        .into()
+    })
+}
+
+/// The plan of `config`'s input if it is a Parquet table of numeric features.
+fn table(config: &ScanConfig, limit: u64) -> Result<Option<(Plan, Vec<Finding>)>, Error> {
     let (input, findings) = source::detect(&config.input.path)?;
     let Input::Tabular(input) = input else {
         return Ok(None);
@@ -120,15 +147,14 @@ pub fn plan(config: &ScanConfig) -> Result<Option<(Plan, Vec<Finding>)>, Error> 
     let PayloadRole::Features(features) = &roles.payload else {
         return Ok(None);
     };
-    let estimate = in_memory_bytes(rows, features.len() as u64);
-    if features.is_empty() || estimate <= limit {
+    if features.is_empty() {
         return Ok(None);
     }
     let plan = Plan {
         features: features.len(),
         input,
         rows,
-        estimate,
+        estimate: in_memory_bytes(rows, features.len() as u64),
         limit,
     };
     Ok(Some((plan, findings)))
@@ -198,12 +224,14 @@ fn trace(step: &str) {
 /// Rows a block of the row passes holds.
 const ROW_BLOCK: usize = 65536;
 
-/// The streaming scan of `plan`'s input; `findings` are its listing's.
+/// The streaming scan of `plan`'s input; `findings` are its listing's. With `tasks`, the raw
+/// view, the per-class detectors and the k-NN search run as their tasks.
 pub fn scan(
     config: &ScanConfig,
     declared: Option<&Schema>,
     plan: Plan,
     mut findings: Vec<Finding>,
+    tasks: Option<&dyn remote::Tasks>,
     progress: &Progress,
 ) -> Result<Outcome, Error> {
     let input = &plan.input;
@@ -416,6 +444,7 @@ pub fn scan(
                 &plan,
                 work.path(),
                 budget,
+                tasks,
                 progress,
             )?;
             detection::Outcome::Ran(Box::new(analysis))

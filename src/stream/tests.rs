@@ -70,7 +70,7 @@ fn write_table(path: &Path, n: usize) {
         .unwrap();
 }
 
-fn run(path: &Path, work: &Path, argv: &[&str]) -> Outcome {
+fn config_of(path: &Path, work: &Path, argv: &[&str]) -> ScanConfig {
     let path = path.to_str().unwrap();
     let work = work.to_str().unwrap();
     let base = ["poisongate", "scan", path, "--id", "id", "--work-dir", work];
@@ -78,8 +78,11 @@ fn run(path: &Path, work: &Path, argv: &[&str]) -> Outcome {
     let crate::cli::Command::Scan(args) = args.command else {
         panic!("not a scan")
     };
-    let config = ScanConfig::from_args(args, false).unwrap();
-    scan(&config, &Progress::hidden()).unwrap()
+    ScanConfig::from_args(args, false).unwrap()
+}
+
+fn run(path: &Path, work: &Path, argv: &[&str]) -> Outcome {
+    scan(&config_of(path, work, argv), &Progress::hidden()).unwrap()
 }
 
 fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
@@ -198,9 +201,17 @@ fn the_streamed_neighbours_match_the_exact_ones_at_full_probe() {
     spill.write_rows(0, &values).unwrap();
     let k = 7;
     // Every partition searched: the exact answer.
-    let (nn, report) =
-        super::ivf::neighbours(&spill, k, usize::MAX, 1.0, dir.path(), &Progress::hidden())
-            .unwrap();
+    let (nn, report) = super::ivf::neighbours(
+        &spill,
+        k,
+        usize::MAX,
+        1.0,
+        dir.path(),
+        None,
+        0,
+        &Progress::hidden(),
+    )
+    .unwrap();
     let report = report.unwrap();
     assert_eq!(report.probe, report.clusters);
     assert_eq!(report.recall, 1.0);
@@ -210,7 +221,7 @@ fn the_streamed_neighbours_match_the_exact_ones_at_full_probe() {
     let again = dir.path().join("again");
     std::fs::create_dir(&again).unwrap();
     let (nn, report) =
-        super::ivf::neighbours(&spill, k, 1, 0.0, &again, &Progress::hidden()).unwrap();
+        super::ivf::neighbours(&spill, k, 1, 0.0, &again, None, 0, &Progress::hidden()).unwrap();
     let report = report.unwrap();
     assert_eq!(report.probe, 1);
     let measured = crate::detect::exact::recall_of(&exact, &nn, k);
@@ -300,4 +311,150 @@ fn a_streamed_scan_refuses_views_it_cannot_compute() {
         1,
         "the work folder is removed on an error too: {left:?}"
     );
+}
+
+/// The Ray engine's tasks run in this process through their bytes: every item is encoded, run
+/// by `remote::run_task` and its answer decoded; the embedding step reads each file with
+/// polars in shards of 700 rows and hands them over last first.
+#[derive(Default)]
+struct Loopback {
+    stages: std::sync::Mutex<Vec<String>>,
+}
+
+impl super::remote::Tasks for Loopback {
+    fn map(
+        &self,
+        stage: &str,
+        spec: &[u8],
+        items: Vec<Vec<u8>>,
+    ) -> Result<Vec<Vec<u8>>, super::StreamError> {
+        self.stages.lock().unwrap().push(stage.to_string());
+        items
+            .iter()
+            .map(|item| super::remote::run_task(stage, spec, item))
+            .collect()
+    }
+
+    fn embed(
+        &self,
+        spec: &super::remote::RawSpec,
+        sink: &super::remote::Sink<'_>,
+    ) -> Result<(), super::StreamError> {
+        self.stages.lock().unwrap().push("embed".into());
+        let spec = super::remote::RawSpec::decode(&spec.encode())?;
+        let mut shards = Vec::new();
+        let mut first = 0;
+        for file in &spec.files {
+            let df = ParquetReader::new(std::fs::File::open(file).unwrap())
+                .finish()
+                .unwrap();
+            for start in (0..df.height()).step_by(700) {
+                let shard = df.slice(start as i64, 700);
+                let values = super::remote::embed_frame(&spec, &shard, file)?;
+                shards.push((first + start, values));
+            }
+            first += df.height();
+        }
+        for (first, values) in shards.iter().rev() {
+            sink(*first, values)?;
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        "a loopback".into()
+    }
+}
+
+/// The report as JSON without its timings and the note that says where the tasks ran.
+fn comparable(outcome: &Outcome) -> serde_json::Value {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                map.retain(|k, _| !k.contains("seconds"));
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => {
+                items.retain(|i| !i.as_str().is_some_and(|s| s.contains("ran as tasks on")));
+                items.iter_mut().for_each(strip);
+            }
+            _ => {}
+        }
+    }
+    let mut v = json(&outcome.report);
+    strip(&mut v);
+    v
+}
+
+#[test]
+fn the_scan_with_its_steps_as_tasks_is_the_streamed_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.parquet");
+    write_table(&path, 3000);
+    let argv = [
+        "--embedder",
+        "raw",
+        "--knn-index",
+        "ivf",
+        "--memory-limit",
+        "64KiB",
+    ];
+    let streamed = run(&path, dir.path(), &argv);
+    let tasks = Loopback::default();
+    let config = config_of(&path, dir.path(), &argv);
+    let remote = crate::scan::scan_with_tasks(&config, &tasks, &Progress::hidden()).unwrap();
+    let stages = tasks.stages.lock().unwrap().clone();
+    for stage in ["embed", "class", "ivf-ask", "ivf-search"] {
+        assert!(
+            stages.iter().any(|s| s == stage),
+            "{stage} not in {stages:?}"
+        );
+    }
+    // Batches of classes within a quarter of the limit: several calls.
+    assert!(
+        stages.iter().filter(|s| *s == "class").count() > 3,
+        "{stages:?}"
+    );
+    assert_eq!(comparable(&streamed), comparable(&remote));
+    let (Detected::Ran(a), Detected::Ran(b)) = (&streamed.detection, &remote.detection) else {
+        panic!("detection ran in both")
+    };
+    assert!(b
+        .verdict
+        .notes
+        .iter()
+        .any(|n| n.contains("ran as tasks on a loopback")));
+    for (x, y) in a.runs.iter().zip(&b.runs) {
+        assert_eq!(
+            x.detection.scores, y.detection.scores,
+            "{}",
+            x.detection.detector
+        );
+        assert_eq!(
+            x.detection.flags, y.detection.flags,
+            "{}",
+            x.detection.detector
+        );
+    }
+    assert_eq!(a.runs.len(), b.runs.len());
+    assert_eq!(json(&streamed.report.gate), json(&remote.report.gate));
+    // scores.parquet's table, row by row.
+    let scores =
+        |o: &Outcome| crate::report::scores::batch(&o.dataset, &o.flags, &o.detection).unwrap();
+    assert_eq!(scores(&streamed), scores(&remote));
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+}
+
+#[test]
+fn the_tasks_engine_refuses_what_it_cannot_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("t.csv");
+    std::fs::write(&csv, "a,label\n1,0\n2,1\n").unwrap();
+    let config = config_of(&csv, dir.path(), &[]);
+    let err = crate::scan::scan_with_tasks(&config, &Loopback::default(), &Progress::hidden())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("Parquet") && err.contains("t.csv"), "{err}");
 }
