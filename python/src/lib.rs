@@ -22,7 +22,7 @@ use poisongate::cli::{Args, Command};
 use poisongate::pipeline::{Embeddings, HostMatrix};
 use poisongate::progress::Progress;
 use poisongate::scan::{self as engine, Outcome};
-use poisongate::stream::remote::{RawSpec, Sink, Tasks};
+use poisongate::stream::remote::{Item, RawSpec, Sink, Tasks};
 use poisongate::stream::StreamError;
 use poisongate::Error;
 
@@ -426,8 +426,9 @@ fn scan(
 }
 
 /// The streaming scan's tasks handed to a Python object (the Ray engine,
-/// `poisongate/ray.py`): `map(stage, spec, items) -> list[bytes]`, `embed(spec, files, columns)`
-/// yielding `(first_row, bytes)` per shard, and `describe() -> str`.
+/// `poisongate/ray.py`): `map(stage, spec, [(item, [handle...])...]) -> list[bytes]`,
+/// `share(blob) -> handle`, `release()`, `embed(spec, files, columns)` yielding
+/// `(first_row, bytes)` per shard, and `describe() -> str`.
 struct PyTasks {
     obj: Py<PyAny>,
 }
@@ -442,16 +443,13 @@ fn task_error(py: Python<'_>, what: &str, e: PyErr) -> StreamError {
 }
 
 impl Tasks for PyTasks {
-    fn map(
-        &self,
-        stage: &str,
-        spec: &[u8],
-        items: Vec<Vec<u8>>,
-    ) -> Result<Vec<Vec<u8>>, StreamError> {
+    fn map(&self, stage: &str, spec: &[u8], items: Vec<Item>) -> Result<Vec<Vec<u8>>, StreamError> {
         let n = items.len();
         let answers: Vec<Vec<u8>> = Python::attach(|py| {
-            let items: Vec<Bound<'_, PyBytes>> =
-                items.iter().map(|i| PyBytes::new(py, i)).collect();
+            let items: Vec<(Bound<'_, PyBytes>, Vec<u64>)> = items
+                .into_iter()
+                .map(|i| (PyBytes::new(py, &i.bytes), i.shared))
+                .collect();
             self.obj
                 .call_method1(py, "map", (stage, PyBytes::new(py, spec), items))
                 .and_then(|out| out.extract::<Vec<Vec<u8>>>(py))
@@ -464,6 +462,24 @@ impl Tasks for PyTasks {
             )));
         }
         Ok(answers)
+    }
+
+    fn share(&self, blob: Vec<u8>) -> Result<u64, StreamError> {
+        Python::attach(|py| {
+            self.obj
+                .call_method1(py, "share", (PyBytes::new(py, &blob),))
+                .and_then(|h| h.extract::<u64>(py))
+                .map_err(|e| task_error(py, "the Ray engine's object store", e))
+        })
+    }
+
+    fn release(&self) -> Result<(), StreamError> {
+        Python::attach(|py| {
+            self.obj
+                .call_method0(py, "release")
+                .map(drop)
+                .map_err(|e| task_error(py, "the Ray engine's object store", e))
+        })
     }
 
     fn embed(&self, spec: &RawSpec, sink: &Sink<'_>) -> Result<(), StreamError> {
@@ -542,16 +558,21 @@ fn scan_tasks(
 }
 
 /// One task of the streaming scan (a worker of the Ray engine): `stage` on `item` with the
-/// step's `spec`; the answer's bytes.
+/// step's `spec` and the item's `shared` blobs; the answer's bytes.
 #[pyfunction]
+#[pyo3(signature = (stage, spec, item, shared=Vec::new()))]
 fn run_task<'py>(
     py: Python<'py>,
     stage: String,
     spec: Vec<u8>,
     item: Vec<u8>,
+    shared: Vec<Vec<u8>>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let answer = py
-        .detach(|| poisongate::stream::remote::run_task(&stage, &spec, &item))
+        .detach(|| {
+            let blobs: Vec<&[u8]> = shared.iter().map(Vec::as_slice).collect();
+            poisongate::stream::remote::run_task(&stage, &spec, &item, &blobs)
+        })
         .map_err(|e| to_py(e.into()))?;
     Ok(PyBytes::new(py, &answer))
 }

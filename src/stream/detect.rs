@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::remote::{self, ClassItem, Job, RawSpec, Tasks, CLASS_STAGE};
+use super::remote::{self, ClassItem, Item, Job, RawSpec, Tasks, CLASS_STAGE};
 use super::spill::Spill;
 use super::wire::Writer;
 use super::{for_row_blocks, ivf, trace, Plan, StreamError, ROW_BLOCK};
@@ -518,7 +518,7 @@ fn per_class(
                     out.extend(results);
                 }
                 Some(tasks) => {
-                    let items: Vec<Vec<u8>> = batch
+                    let items: Vec<Item> = batch
                         .iter()
                         .map(|&c| {
                             let rows = wanted(c);
@@ -534,6 +534,7 @@ fn per_class(
                                 rows: &rows,
                             }
                             .encode()
+                            .into()
                         })
                         .collect();
                     let answers = tasks.map(CLASS_STAGE, &spec, items)?;

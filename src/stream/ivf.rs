@@ -9,12 +9,13 @@
 //! Held in memory: the centres, the partition of row numbers (4 bytes a row), the answer
 //! (`4 k` bytes a row), and per task one partition's queries and the partition it reads.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use rand::SeedableRng;
 use rayon::prelude::*;
 
-use super::remote::Tasks;
+use super::remote::{Item, Tasks};
 use super::spill::Spill;
 use super::wire::{Reader, Writer};
 use super::StreamError;
@@ -81,12 +82,19 @@ pub fn neighbours(
     let mut nn = vec![u32::MAX; n * k];
     let parts: Vec<usize> = (0..clusters).collect();
     let bar = progress.bar(clusters as u64, "k-NN partitions");
-    for wave in parts.chunks(WAVE) {
+    // Tasks take as many partitions' queries a wave as the budget holds.
+    let wave_size = match tasks {
+        Some(_) => WAVE.max(budget / (n / clusters * d * 4).max(1)),
+        None => WAVE,
+    };
+    // The partitions shared with the tasks so far, by number.
+    let mut shared = HashMap::new();
+    for wave in parts.chunks(wave_size) {
         if progress.cancelled() {
             return Err(StreamError::Interrupted);
         }
         let found: Vec<(usize, Vec<u32>)> = match tasks {
-            Some(tasks) => layout.search_by(tasks, wave, k, probe, budget)?,
+            Some(tasks) => layout.search_by(tasks, wave, k, probe, &mut shared)?,
             None => wave
                 .par_iter()
                 .map(|&c| {
@@ -103,6 +111,9 @@ pub fn neighbours(
             }
         }
         bar.inc(wave.len() as u64);
+    }
+    if let Some(tasks) = tasks {
+        tasks.release()?;
     }
     bar.finish_and_clear();
     super::trace("k-NN search");
@@ -236,14 +247,15 @@ impl Layout {
 
     /// [`Layout::search`] of the queries of partitions `wave` (each partition's rows), by
     /// `tasks`: first which partitions each one's queries ask ([`ASK_STAGE`]), then the search
-    /// in those ([`SEARCH_STAGE`]), in batches of at most `budget` bytes of items.
+    /// in those ([`SEARCH_STAGE`]). A partition is shared with the tasks once, the first time
+    /// one asks it (`shared` holds the handles).
     fn search_by(
         &self,
         tasks: &dyn Tasks,
         wave: &[usize],
         k: usize,
         probe: usize,
-        budget: usize,
+        shared: &mut HashMap<usize, u64>,
     ) -> Result<Vec<(usize, Vec<u32>)>, StreamError> {
         let d = self.ordered.dim;
         let mut spec = Writer::new();
@@ -254,7 +266,7 @@ impl Layout {
                 let (queries, _) = self.partition(c)?;
                 let mut w = Writer::new();
                 w.f32s(&queries);
-                Ok(w.finish())
+                Ok(w.finish().into())
             })
             .collect::<Result<Vec<_>, StreamError>>()?;
         let asked = tasks.map(ASK_STAGE, &spec.finish(), items)?;
@@ -265,45 +277,14 @@ impl Layout {
                 wave.len()
             )));
         }
-        let mut spec = Writer::new();
-        spec.usize(k).usize(d);
-        let spec = spec.finish();
-        let mut out = Vec::with_capacity(wave.len());
-        let mut batch: Vec<(usize, Vec<u8>)> = Vec::new();
-        let mut size = 0usize;
-        let flush = |batch: &mut Vec<(usize, Vec<u8>)>,
-                     out: &mut Vec<(usize, Vec<u32>)>|
-         -> Result<(), StreamError> {
-            let (which, items): (Vec<usize>, Vec<Vec<u8>>) = batch.drain(..).unzip();
-            let answers = tasks.map(SEARCH_STAGE, &spec, items)?;
-            if answers.len() != which.len() {
-                return Err(StreamError::Unsupported(format!(
-                    "the k-NN search step answered {} of {} partitions",
-                    answers.len(),
-                    which.len()
-                )));
-            }
-            for (c, answer) in which.into_iter().zip(answers) {
-                let mut r = Reader::new(&answer, "a k-NN partition's neighbours");
-                let found = r.u32s()?;
-                r.end()?;
-                let rows = self.start[c + 1] - self.start[c];
-                if found.len() != rows * k {
-                    return Err(StreamError::Unsupported(format!(
-                        "a k-NN partition's search answered {} neighbours for {rows} rows of {k}",
-                        found.len()
-                    )));
-                }
-                out.push((c, found));
-            }
-            Ok(())
-        };
+        let mut items = Vec::with_capacity(wave.len());
         for (&c, asked) in wave.iter().zip(asked) {
             let (queries, ids) = self.partition(c)?;
             let mut w = Writer::new();
             w.f32s(&queries).u32s(ids);
             let asked = read_asked(&asked)?;
             w.usize(asked.len());
+            let mut handles = Vec::with_capacity(asked.len());
             for (p, queries) in asked {
                 if p >= self.centre_norms.len() {
                     return Err(StreamError::Unsupported(format!(
@@ -311,19 +292,48 @@ impl Layout {
                         self.centre_norms.len()
                     )));
                 }
-                let (rows, original) = self.partition(p)?;
-                w.usize(p).u32s(&queries).f32s(&rows).u32s(original);
+                w.usize(p).u32s(&queries);
+                let handle = match shared.get(&p) {
+                    Some(&h) => h,
+                    None => {
+                        let (rows, original) = self.partition(p)?;
+                        let mut blob = Writer::new();
+                        blob.f32s(&rows).u32s(original);
+                        let h = tasks.share(blob.finish())?;
+                        shared.insert(p, h);
+                        h
+                    }
+                };
+                handles.push(handle);
             }
-            let item = w.finish();
-            size += item.len();
-            batch.push((c, item));
-            if size >= budget {
-                flush(&mut batch, &mut out)?;
-                size = 0;
-            }
+            items.push(Item {
+                bytes: w.finish(),
+                shared: handles,
+            });
         }
-        if !batch.is_empty() {
-            flush(&mut batch, &mut out)?;
+        let mut spec = Writer::new();
+        spec.usize(k).usize(d);
+        let answers = tasks.map(SEARCH_STAGE, &spec.finish(), items)?;
+        if answers.len() != wave.len() {
+            return Err(StreamError::Unsupported(format!(
+                "the k-NN search step answered {} of {} partitions",
+                answers.len(),
+                wave.len()
+            )));
+        }
+        let mut out = Vec::with_capacity(wave.len());
+        for (&c, answer) in wave.iter().zip(answers) {
+            let mut r = Reader::new(&answer, "a k-NN partition's neighbours");
+            let found = r.u32s()?;
+            r.end()?;
+            let rows = self.start[c + 1] - self.start[c];
+            if found.len() != rows * k {
+                return Err(StreamError::Unsupported(format!(
+                    "a k-NN partition's search answered {} neighbours for {rows} rows of {k}",
+                    found.len()
+                )));
+            }
+            out.push((c, found));
         }
         Ok(out)
     }
@@ -469,9 +479,13 @@ fn read_asked(bytes: &[u8]) -> Result<Vec<(usize, Vec<u32>)>, StreamError> {
 }
 
 /// [`SEARCH_STAGE`]'s spec: `k` and the dimension; an item: the queries, their rows, and each
-/// asked partition's number, asking queries, rows and row numbers; the answer: `k` rows a
-/// query.
-pub(crate) fn run_search(spec: &[u8], item: &[u8]) -> Result<Vec<u8>, StreamError> {
+/// asked partition's number and asking queries; `shared`: each asked partition's rows and row
+/// numbers, in the item's order. The answer: `k` rows a query.
+pub(crate) fn run_search(
+    spec: &[u8],
+    item: &[u8],
+    shared: &[&[u8]],
+) -> Result<Vec<u8>, StreamError> {
     let mut r = Reader::new(spec, "the k-NN search's settings");
     let (k, d) = (r.usize()?, r.usize()?);
     r.end()?;
@@ -480,16 +494,32 @@ pub(crate) fn run_search(spec: &[u8], item: &[u8]) -> Result<Vec<u8>, StreamErro
     let ids = r.u32s()?;
     let mut parts = Vec::new();
     for _ in 0..r.usize()? {
-        parts.push((r.usize()?, r.u32s()?, r.f32s()?, r.u32s()?));
+        parts.push((r.usize()?, r.u32s()?));
     }
     r.end()?;
+    if parts.len() != shared.len() {
+        return Err(StreamError::Unsupported(format!(
+            "a k-NN partition's search asks {} partitions and was given {}",
+            parts.len(),
+            shared.len()
+        )));
+    }
+    let mut rows = Vec::with_capacity(parts.len());
+    for blob in shared {
+        let mut r = Reader::new(blob, "a k-NN partition's rows");
+        rows.push((r.f32s()?, r.u32s()?));
+        r.end()?;
+    }
     let m = ids.len();
     let broken = d == 0
         || k == 0
         || queries.len() != m * d
-        || parts.iter().any(|(_, asked, rows, original)| {
-            rows.len() != original.len() * d || asked.iter().any(|&q| q as usize >= m)
-        });
+        || parts
+            .iter()
+            .any(|(_, asked)| asked.iter().any(|&q| q as usize >= m))
+        || rows
+            .iter()
+            .any(|(values, original)| values.len() != original.len() * d);
     if broken {
         return Err(StreamError::Unsupported(format!(
             "a k-NN partition's search does not hold together ({m} queries, {} values, k {k}, dimension {d})",
@@ -497,12 +527,16 @@ pub(crate) fn run_search(spec: &[u8], item: &[u8]) -> Result<Vec<u8>, StreamErro
         )));
     }
     // The partitions in the order the single-machine search visits them (ascending).
-    parts.sort_by_key(|p| p.0);
-    let asking: Vec<Vec<u32>> = parts.iter_mut().map(|p| std::mem::take(&mut p.1)).collect();
-    let found = scan_asked(&asking, &queries, &ids, k, d, false, |i, rows| {
-        let (_, _, values, original) = &parts[i];
-        rows.clear();
-        rows.extend_from_slice(values);
+    let mut order: Vec<usize> = (0..parts.len()).collect();
+    order.sort_by_key(|&i| parts[i].0);
+    let asking: Vec<Vec<u32>> = order
+        .iter()
+        .map(|&i| std::mem::take(&mut parts[i].1))
+        .collect();
+    let found = scan_asked(&asking, &queries, &ids, k, d, false, |j, buffer| {
+        let (values, original) = &rows[order[j]];
+        buffer.clear();
+        buffer.extend_from_slice(values);
         Ok(original.as_slice())
     })?;
     let mut w = Writer::new();

@@ -19,21 +19,40 @@ use crate::detect::{ClassStatistic, Points};
 use crate::embed::{Subset, View};
 
 /// Where the scan's parallel steps run: another process's tasks. `map` runs `stage` on each
-/// item with the step's `spec` and returns the answers in the items' order; `embed` computes
-/// the raw view of every shard of the input (see [`RawSpec`]) and hands each to `sink` with
-/// the number of its first row.
+/// item with the step's `spec` and returns the answers in the items' order; `share` keeps a
+/// blob where every task can read it (Ray's object store) until `release`, so that data many
+/// items need travels once; `embed` computes the raw view of every shard of the input (see
+/// [`RawSpec`]) and hands each to `sink` with the number of its first row.
 pub trait Tasks: Sync {
-    fn map(
-        &self,
-        stage: &str,
-        spec: &[u8],
-        items: Vec<Vec<u8>>,
-    ) -> Result<Vec<Vec<u8>>, StreamError>;
+    fn map(&self, stage: &str, spec: &[u8], items: Vec<Item>) -> Result<Vec<Vec<u8>>, StreamError>;
+
+    /// The handle of `blob`, for [`Item::shared`].
+    fn share(&self, blob: Vec<u8>) -> Result<u64, StreamError>;
+
+    /// Drops every shared blob.
+    fn release(&self) -> Result<(), StreamError>;
 
     fn embed(&self, spec: &RawSpec, sink: &Sink<'_>) -> Result<(), StreamError>;
 
     /// Named in the report's notes ("Ray at 127.0.0.1:6379").
     fn describe(&self) -> String;
+}
+
+/// One task's work: its bytes, and the shared blobs (handles from [`Tasks::share`]) that its
+/// task reads, handed to it in this order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Item {
+    pub bytes: Vec<u8>,
+    pub shared: Vec<u64>,
+}
+
+impl From<Vec<u8>> for Item {
+    fn from(bytes: Vec<u8>) -> Self {
+        Item {
+            bytes,
+            shared: Vec::new(),
+        }
+    }
 }
 
 /// Where `embed` delivers a shard's raw view: `(first row, rows x d values)`.
@@ -482,12 +501,28 @@ fn run_class(spec: &[u8], item: &[u8]) -> Result<Vec<u8>, StreamError> {
     job.run(&points, class, &own, &more, data)
 }
 
-/// Runs one item of `stage` with the step's `spec`: what a worker of the Ray engine calls.
-pub fn run_task(stage: &str, spec: &[u8], item: &[u8]) -> Result<Vec<u8>, StreamError> {
+/// Runs one item of `stage` with the step's `spec` and the item's `shared` blobs: what a
+/// worker of the Ray engine calls.
+pub fn run_task(
+    stage: &str,
+    spec: &[u8],
+    item: &[u8],
+    shared: &[&[u8]],
+) -> Result<Vec<u8>, StreamError> {
+    let none = |answer: Result<Vec<u8>, StreamError>| {
+        if shared.is_empty() {
+            answer
+        } else {
+            Err(StreamError::Unsupported(format!(
+                "a `{stage}` task takes no shared data; it was given {}",
+                shared.len()
+            )))
+        }
+    };
     match stage {
-        CLASS_STAGE => run_class(spec, item),
-        super::ivf::ASK_STAGE => super::ivf::run_ask(spec, item),
-        super::ivf::SEARCH_STAGE => super::ivf::run_search(spec, item),
+        CLASS_STAGE => none(run_class(spec, item)),
+        super::ivf::ASK_STAGE => none(super::ivf::run_ask(spec, item)),
+        super::ivf::SEARCH_STAGE => super::ivf::run_search(spec, item, shared),
         other => Err(StreamError::Unsupported(format!(
             "`{other}` is not a step this build of poisongate runs (class, ivf-ask, ivf-search)"
         ))),
@@ -536,9 +571,10 @@ mod tests {
             data: &[],
         }
         .encode();
-        let err = run_task(CLASS_STAGE, &spec, &item).unwrap_err();
+        let err = run_task(CLASS_STAGE, &spec, &item, &[]).unwrap_err();
         assert!(err.to_string().contains("class 5 of 2"), "{err}");
-        assert!(run_task(CLASS_STAGE, &spec, &item[..10]).is_err());
-        assert!(run_task("nothing", &spec, &item).is_err());
+        assert!(run_task(CLASS_STAGE, &spec, &item[..10], &[]).is_err());
+        assert!(run_task("nothing", &spec, &item, &[]).is_err());
+        assert!(run_task(CLASS_STAGE, &spec, &item, &[&[1u8][..]]).is_err());
     }
 }

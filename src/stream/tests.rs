@@ -319,6 +319,7 @@ fn a_streamed_scan_refuses_views_it_cannot_compute() {
 #[derive(Default)]
 struct Loopback {
     stages: std::sync::Mutex<Vec<String>>,
+    shared: std::sync::Mutex<Vec<Option<Vec<u8>>>>,
 }
 
 impl super::remote::Tasks for Loopback {
@@ -326,13 +327,37 @@ impl super::remote::Tasks for Loopback {
         &self,
         stage: &str,
         spec: &[u8],
-        items: Vec<Vec<u8>>,
+        items: Vec<super::remote::Item>,
     ) -> Result<Vec<Vec<u8>>, super::StreamError> {
         self.stages.lock().unwrap().push(stage.to_string());
+        let shared = self.shared.lock().unwrap();
         items
             .iter()
-            .map(|item| super::remote::run_task(stage, spec, item))
+            .map(|item| {
+                let blobs: Vec<&[u8]> = item
+                    .shared
+                    .iter()
+                    .map(|&h| shared[h as usize].as_deref().expect("a released blob"))
+                    .collect();
+                super::remote::run_task(stage, spec, &item.bytes, &blobs)
+            })
             .collect()
+    }
+
+    fn share(&self, blob: Vec<u8>) -> Result<u64, super::StreamError> {
+        let mut shared = self.shared.lock().unwrap();
+        shared.push(Some(blob));
+        Ok(shared.len() as u64 - 1)
+    }
+
+    fn release(&self) -> Result<(), super::StreamError> {
+        self.stages.lock().unwrap().push("release".into());
+        self.shared
+            .lock()
+            .unwrap()
+            .iter_mut()
+            .for_each(|b| *b = None);
+        Ok(())
     }
 
     fn embed(
@@ -404,7 +429,7 @@ fn the_scan_with_its_steps_as_tasks_is_the_streamed_scan() {
     let config = config_of(&path, dir.path(), &argv);
     let remote = crate::scan::scan_with_tasks(&config, &tasks, &Progress::hidden()).unwrap();
     let stages = tasks.stages.lock().unwrap().clone();
-    for stage in ["embed", "class", "ivf-ask", "ivf-search"] {
+    for stage in ["embed", "class", "ivf-ask", "ivf-search", "release"] {
         assert!(
             stages.iter().any(|s| s == stage),
             "{stage} not in {stages:?}"

@@ -39,10 +39,12 @@ from . import _poisongate as _native
 __all__ = ["scan", "RayTasks"]
 
 
-def _run_task(stage: str, spec: bytes, item: bytes) -> bytes:
+def _run_task(stage: str, spec: bytes, item: bytes, *shared: bytes) -> bytes:
+    """A Ray task: one item of a step, with the shared blobs it reads (Ray resolves their
+    object references before the call)."""
     from poisongate import _poisongate
 
-    return _poisongate.run_task(stage, spec, item)
+    return _poisongate.run_task(stage, spec, item, list(shared))
 
 
 def _embed_batch(batch: Any, spec: bytes, columns: list[str]) -> Any:
@@ -76,6 +78,8 @@ class RayTasks:
         self._ray = ray
         self._task = ray.remote(num_cpus=num_cpus)(_run_task)
         self._num_cpus = num_cpus
+        # Blobs many tasks read (the k-NN partitions), in the object store once each.
+        self._shared: list[Any] = []
 
     def describe(self) -> str:
         ray = self._ray
@@ -83,10 +87,24 @@ class RayTasks:
         cpus = int(ray.cluster_resources().get("CPU", 0))
         return f"Ray ({len(nodes)} nodes, {cpus} CPUs)"
 
-    def map(self, stage: str, spec: bytes, items: list[bytes]) -> list[bytes]:
+    def map(self, stage: str, spec: bytes, items: list[tuple[bytes, list[int]]]) -> list[bytes]:
+        """Runs ``stage`` on each item (its bytes and the handles of the shared blobs it
+        reads); the answers in order."""
         ray = self._ray
         spec_ref = ray.put(spec)
-        return ray.get([self._task.remote(stage, spec_ref, item) for item in items])
+        shared = self._shared
+        return ray.get(
+            [self._task.remote(stage, spec_ref, item, *(shared[h] for h in handles)) for item, handles in items]
+        )
+
+    def share(self, blob: bytes) -> int:
+        """Puts ``blob`` in the object store; its handle for :meth:`map`'s items."""
+        self._shared.append(self._ray.put(blob))
+        return len(self._shared) - 1
+
+    def release(self) -> None:
+        """Drops the shared blobs (their object references)."""
+        self._shared = []
 
     def embed(self, spec: bytes, files: list[str], columns: list[str]) -> Iterator[tuple[int, bytes]]:
         import pyarrow.parquet as pq
