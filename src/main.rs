@@ -2,9 +2,12 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use clap::Parser;
 use poisongate::ExitStatus;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
 /// candle allocates a new buffer for every tensor op. glibc's malloc maps and unmaps each one
 /// above 128 KiB, so training the probe spent more time faulting fresh pages in the kernel
@@ -12,22 +15,37 @@ use poisongate::ExitStatus;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// The exit status of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
-const INTERRUPTED: u8 = 130;
+/// The signal that stopped the run, SIGINT until one arrives: its exit status is 128 + the
+/// signal's number, as shells report it (130 for Ctrl-C, 143 for SIGTERM).
+static STOPPED_BY: AtomicI32 = AtomicI32::new(SIGINT);
 
-fn main() -> ExitCode {
-    // The first Ctrl-C (or SIGTERM, as a pipeline's timeout sends) asks the run to stop at its
-    // next step and clean up (a streaming scan's work folder can hold gigabytes); the second
-    // stops the process at once.
-    let presses = std::sync::atomic::AtomicUsize::new(0);
-    let _ = ctrlc::set_handler(move || {
-        if presses.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0 {
+fn interrupted() -> ExitCode {
+    ExitCode::from((128 + STOPPED_BY.load(Ordering::Relaxed)) as u8)
+}
+
+/// The first SIGINT or SIGTERM (Ctrl-C, or a pipeline's timeout) asks the run to stop at its
+/// next step and clean up (a streaming scan's work folder can hold gigabytes); the second
+/// stops the process at once.
+fn watch_signals() {
+    let Ok(mut signals) = Signals::new([SIGINT, SIGTERM]) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        let mut seen = false;
+        for signal in signals.forever() {
+            if seen {
+                std::process::exit(128 + signal);
+            }
+            seen = true;
+            STOPPED_BY.store(signal, Ordering::Relaxed);
             eprintln!("poisongate: stopping at the next step (Ctrl-C again stops at once)");
             poisongate::progress::interrupt();
-        } else {
-            std::process::exit(INTERRUPTED.into());
         }
     });
+}
+
+fn main() -> ExitCode {
+    watch_signals();
     let args = match poisongate::cli::Args::try_parse() {
         Ok(args) => args,
         Err(e) => {
@@ -48,7 +66,7 @@ fn main() -> ExitCode {
             }
             if err.is_interrupted() {
                 eprintln!("poisongate: interrupted");
-                return ExitCode::from(INTERRUPTED);
+                return interrupted();
             }
             eprintln!(
                 "poisongate: error: {}",

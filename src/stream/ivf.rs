@@ -82,9 +82,10 @@ pub fn neighbours(
     let mut nn = vec![u32::MAX; n * k];
     let parts: Vec<usize> = (0..clusters).collect();
     let bar = progress.bar(clusters as u64, "k-NN partitions");
-    // Tasks take as many partitions' queries a wave as the budget holds.
+    // Tasks take as many partitions' queries a wave as the budget holds (their queries travel
+    // twice: to find the partitions they ask, and with the search).
     let wave_size = match tasks {
-        Some(_) => WAVE.max(budget / (n / clusters * d * 4).max(1)),
+        Some(_) => WAVE.max(budget / 2 / (n / clusters * d * 4).max(1)),
         None => WAVE,
     };
     // The partitions shared with the tasks so far, by number.

@@ -76,6 +76,18 @@ fn a_work_folder_that_cannot_be_written_is_a_named_error() {
 #[cfg(unix)]
 #[test]
 fn ctrl_c_stops_a_streamed_scan_and_removes_its_work_folder() {
+    stop_a_streamed_scan(libc::SIGINT, 130);
+}
+
+/// SIGTERM (a pipeline's timeout) does the same, and exits 143 (128 + 15) as shells expect.
+#[cfg(unix)]
+#[test]
+fn sigterm_stops_a_streamed_scan_with_143() {
+    stop_a_streamed_scan(libc::SIGTERM, 143);
+}
+
+#[cfg(unix)]
+fn stop_a_streamed_scan(signal: i32, code: i32) {
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
@@ -105,8 +117,8 @@ fn ctrl_c_stops_a_streamed_scan_and_removes_its_work_folder() {
         assert!(started.elapsed() < Duration::from_secs(120), "no raw view");
         std::thread::sleep(Duration::from_millis(20));
     }
-    // SAFETY: sends SIGINT to the child this test spawned and has not yet waited for.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    // SAFETY: sends a signal to the child this test spawned and has not yet waited for.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
     let stopped = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -114,13 +126,13 @@ fn ctrl_c_stops_a_streamed_scan_and_removes_its_work_folder() {
         }
         assert!(
             stopped.elapsed() < Duration::from_secs(60),
-            "still running a minute after Ctrl-C"
+            "still running a minute after signal {signal}"
         );
         std::thread::sleep(Duration::from_millis(50));
     };
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert_eq!(status.code(), Some(code), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
     assert!(entries(&work).is_empty(), "{:?}", entries(&work));
 }
