@@ -217,6 +217,23 @@ struct NativeReport {
     scores: RecordBatch,
 }
 
+impl NativeReport {
+    /// The report of a finished scan, with its scores table built once.
+    fn new(outcome: Outcome, input: String, is_path: bool) -> PyResult<Self> {
+        let scores =
+            poisongate::report::scores::batch(&outcome.dataset, &outcome.flags, &outcome.detection)
+                .map_err(|e| {
+                    PoisongateError::new_err(format!("cannot build the scores table: {e}"))
+                })?;
+        Ok(NativeReport {
+            outcome,
+            input,
+            is_path,
+            scores,
+        })
+    }
+}
+
 #[pymethods]
 impl NativeReport {
     /// The report as JSON (the same document as `report.json`).
@@ -414,15 +431,7 @@ fn scan(
         Source::Path => engine::scan(&config, bars),
         Source::Frame(frame) => engine::scan_frame(&config, frame, bars),
     })?;
-    let scores =
-        poisongate::report::scores::batch(&outcome.dataset, &outcome.flags, &outcome.detection)
-            .map_err(|e| PoisongateError::new_err(format!("cannot build the scores table: {e}")))?;
-    Ok(NativeReport {
-        outcome,
-        input: name,
-        is_path,
-        scores,
-    })
+    NativeReport::new(outcome, name, is_path)
 }
 
 /// The streaming scan's tasks handed to a Python object (the Ray engine,
@@ -546,15 +555,7 @@ fn scan_tasks(
     let outcome = run_engine(py, &bars, move |bars| {
         engine::scan_with_tasks(&config, &tasks, bars)
     })?;
-    let scores =
-        poisongate::report::scores::batch(&outcome.dataset, &outcome.flags, &outcome.detection)
-            .map_err(|e| PoisongateError::new_err(format!("cannot build the scores table: {e}")))?;
-    Ok(NativeReport {
-        outcome,
-        input: name,
-        is_path: true,
-        scores,
-    })
+    NativeReport::new(outcome, name, true)
 }
 
 /// One task of the streaming scan (a worker of the Ray engine): `stage` on `item` with the

@@ -558,6 +558,38 @@ mod tests {
     }
 
     #[test]
+    fn a_shard_is_scaled_as_the_scan_scales_and_a_missing_column_is_named() {
+        use polars::prelude::{Column, DataFrame};
+        let spec = RawSpec {
+            files: vec!["t.parquet".into()],
+            columns: vec!["b".into(), "a".into()],
+            centre: vec![1.0, 0.0],
+            scale: vec![2.0, 0.5],
+        };
+        assert_eq!(RawSpec::decode(&spec.encode()).unwrap(), spec);
+        let df = DataFrame::new(
+            2,
+            vec![
+                Column::new("a".into(), [4.0f64, 6.0]),
+                Column::new("b".into(), [Some(3i64), None]),
+            ],
+        )
+        .unwrap();
+        let out = embed_frame(&spec, &df, "t.parquet (row group 0)").unwrap();
+        // Row-major in the spec's column order; a null is NaN.
+        assert_eq!(out[..2], [4.0, 2.0]);
+        assert!(out[2].is_nan());
+        assert_eq!(out[3], 3.0);
+        let only_a = df.select(["a"]).unwrap();
+        let err = embed_frame(&spec, &only_a, "t.parquet (row group 3)").unwrap_err();
+        let err = err.to_string();
+        assert!(
+            err.contains("row group 3") && err.contains("`b`") && err.contains("missing"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn a_broken_item_is_an_error_not_a_panic() {
         let spec = Job::Spectral(SpectralConfig::default()).spec();
         let item = ClassItem {
