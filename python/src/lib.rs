@@ -15,16 +15,16 @@ use numpy::{PyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyKeyboardInterrupt, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyCapsule};
+use pyo3::types::PyCapsule;
 
 use poisongate::cli::config::{BenchConfig, ScanConfig, SweepConfig};
 use poisongate::cli::{Args, Command};
 use poisongate::pipeline::{Embeddings, HostMatrix};
 use poisongate::progress::Progress;
 use poisongate::scan::{self as engine, Outcome};
-use poisongate::stream::remote::{Item, RawSpec, Sink, Tasks};
-use poisongate::stream::StreamError;
 use poisongate::Error;
+
+mod ray;
 
 create_exception!(
     _poisongate,
@@ -434,175 +434,6 @@ fn scan(
     NativeReport::new(outcome, name, is_path)
 }
 
-/// The streaming scan's tasks handed to a Python object (the Ray engine,
-/// `poisongate/ray.py`): `map(stage, spec, [(item, [handle...])...]) -> list[bytes]`,
-/// `share(blob) -> handle`, `release()`, `embed(spec, files, columns)` yielding
-/// `(first_row, bytes)` per shard, and `describe() -> str`.
-struct PyTasks {
-    obj: Py<PyAny>,
-}
-
-/// A Python exception raised by the engine's tasks, as the scan's error.
-fn task_error(py: Python<'_>, what: &str, e: PyErr) -> StreamError {
-    if e.is_instance_of::<PyKeyboardInterrupt>(py) {
-        return StreamError::Interrupted;
-    }
-    let text = e.value(py).to_string();
-    StreamError::Tasks(poisongate::clip_message(&format!("{what}: {text}")))
-}
-
-impl Tasks for PyTasks {
-    fn map(&self, stage: &str, spec: &[u8], items: Vec<Item>) -> Result<Vec<Vec<u8>>, StreamError> {
-        let n = items.len();
-        let answers: Vec<Vec<u8>> = Python::attach(|py| {
-            let items: Vec<(Bound<'_, PyBytes>, Vec<u64>)> = items
-                .into_iter()
-                .map(|i| (PyBytes::new(py, &i.bytes), i.shared))
-                .collect();
-            self.obj
-                .call_method1(py, "map", (stage, PyBytes::new(py, spec), items))
-                .and_then(|out| out.extract::<Vec<Vec<u8>>>(py))
-                .map_err(|e| task_error(py, &format!("the Ray engine's `{stage}` tasks"), e))
-        })?;
-        if answers.len() != n {
-            return Err(StreamError::Tasks(format!(
-                "the Ray engine's `{stage}` tasks answered {} of {n} items",
-                answers.len()
-            )));
-        }
-        Ok(answers)
-    }
-
-    fn share(&self, blob: Vec<u8>) -> Result<u64, StreamError> {
-        Python::attach(|py| {
-            self.obj
-                .call_method1(py, "share", (PyBytes::new(py, &blob),))
-                .and_then(|h| h.extract::<u64>(py))
-                .map_err(|e| task_error(py, "the Ray engine's object store", e))
-        })
-    }
-
-    fn release(&self) -> Result<(), StreamError> {
-        Python::attach(|py| {
-            self.obj
-                .call_method0(py, "release")
-                .map(drop)
-                .map_err(|e| task_error(py, "the Ray engine's object store", e))
-        })
-    }
-
-    fn embed(&self, spec: &RawSpec, sink: &Sink<'_>) -> Result<(), StreamError> {
-        let what = "the Ray engine's embedding step";
-        Python::attach(|py| -> Result<(), StreamError> {
-            let shards = self
-                .obj
-                .call_method1(
-                    py,
-                    "embed",
-                    (
-                        PyBytes::new(py, &spec.encode()),
-                        spec.files.clone(),
-                        spec.columns.clone(),
-                    ),
-                )
-                .and_then(|it| it.into_bound(py).try_iter())
-                .map_err(|e| task_error(py, what, e))?;
-            for shard in shards {
-                let (first, bytes): (usize, Vec<u8>) = shard
-                    .and_then(|s| s.extract())
-                    .map_err(|e| task_error(py, what, e))?;
-                if bytes.len() % 4 != 0 {
-                    return Err(StreamError::Tasks(format!(
-                        "{what}: the shard at row {first} answered {} bytes, not f32 values",
-                        bytes.len()
-                    )));
-                }
-                let values: Vec<f32> = bytes
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect();
-                py.detach(|| sink(first, &values))?;
-            }
-            Ok(())
-        })
-    }
-
-    fn describe(&self) -> String {
-        Python::attach(|py| {
-            self.obj
-                .call_method0(py, "describe")
-                .and_then(|d| d.extract::<String>(py))
-                .unwrap_or_else(|_| "Ray".into())
-        })
-    }
-}
-
-/// A scan whose streaming steps run as `tasks`' tasks (`poisongate.ray.scan`): the input is a
-/// path to a Parquet table of numeric features.
-#[pyfunction]
-#[pyo3(signature = (path, name, args, tasks, progress))]
-fn scan_tasks(
-    py: Python<'_>,
-    path: String,
-    name: String,
-    args: Vec<String>,
-    tasks: Py<PyAny>,
-    progress: bool,
-) -> PyResult<NativeReport> {
-    let config = scan_config(&path, args, progress)?;
-    let bars = Progress::new(config.input.progress);
-    let tasks = PyTasks { obj: tasks };
-    let outcome = run_engine(py, &bars, move |bars| {
-        engine::scan_with_tasks(&config, &tasks, bars)
-    })?;
-    NativeReport::new(outcome, name, true)
-}
-
-/// One task of the streaming scan (a worker of the Ray engine): `stage` on `item` with the
-/// step's `spec` and the item's `shared` blobs; the answer's bytes.
-#[pyfunction]
-#[pyo3(signature = (stage, spec, item, shared=Vec::new()))]
-fn run_task<'py>(
-    py: Python<'py>,
-    stage: String,
-    spec: Vec<u8>,
-    item: Vec<u8>,
-    shared: Vec<Vec<u8>>,
-) -> PyResult<Bound<'py, PyBytes>> {
-    let answer = py
-        .detach(|| {
-            let blobs: Vec<&[u8]> = shared.iter().map(Vec::as_slice).collect();
-            poisongate::stream::remote::run_task(&stage, &spec, &item, &blobs)
-        })
-        .map_err(|e| to_py(e.into()))?;
-    Ok(PyBytes::new(py, &answer))
-}
-
-/// The raw view of one shard of the input (a worker of the Ray engine's embedding step):
-/// `table` (any `__arrow_c_stream__` object, e.g. a PyArrow table of the shard's feature
-/// columns) with the step's `spec`; the values as little-endian f32 bytes, row-major.
-#[pyfunction]
-fn embed_shard<'py>(
-    py: Python<'py>,
-    spec: Vec<u8>,
-    table: &Bound<'py, PyAny>,
-    shard: String,
-) -> PyResult<Bound<'py, PyBytes>> {
-    let Source::Frame(df) = read_stream(table, &shard)? else {
-        return Err(InputError::new_err(
-            "embed_shard() takes a table, not a path",
-        ));
-    };
-    let values = py
-        .detach(|| -> Result<Vec<f32>, StreamError> {
-            let spec = RawSpec::decode(&spec)?;
-            poisongate::stream::remote::embed_frame(&spec, &df, &shard)
-        })
-        .map_err(|e| to_py(e.into()))?;
-    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    Ok(PyBytes::new(py, &bytes))
-}
-
 #[pymodule]
 fn _poisongate(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -614,8 +445,8 @@ fn _poisongate(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(scan, m)?)?;
     m.add_function(wrap_pyfunction!(bench_run, m)?)?;
     m.add_function(wrap_pyfunction!(sweep, m)?)?;
-    m.add_function(wrap_pyfunction!(scan_tasks, m)?)?;
-    m.add_function(wrap_pyfunction!(run_task, m)?)?;
-    m.add_function(wrap_pyfunction!(embed_shard, m)?)?;
+    m.add_function(wrap_pyfunction!(ray::scan_tasks, m)?)?;
+    m.add_function(wrap_pyfunction!(ray::run_task, m)?)?;
+    m.add_function(wrap_pyfunction!(ray::embed_shard, m)?)?;
     Ok(())
 }

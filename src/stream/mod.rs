@@ -18,6 +18,7 @@
 //! Only the raw view is computed: the probe would train on every row, and a pretrained
 //! model's view is not implemented for streaming. The report says what was left out.
 
+mod classes;
 mod detect;
 pub mod ivf;
 pub mod remote;
@@ -115,7 +116,7 @@ pub fn plan(config: &ScanConfig) -> Result<Option<(Plan, Vec<Finding>)>, Error> 
 /// The plan of a scan whose steps run as tasks (the Ray engine): it streams whatever the
 /// table's size, so its input must be a Parquet table of numeric features.
 pub fn plan_for_tasks(config: &ScanConfig) -> Result<(Plan, Vec<Finding>), Error> {
-    // Without a limit and a /proc/meminfo, batches of 1 GiB.
+    // Without a limit and a /proc/meminfo, a limit of 4 GiB.
     let limit = config
         .memory_limit
         .or_else(default_limit)

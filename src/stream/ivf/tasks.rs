@@ -25,15 +25,19 @@ impl Layout {
         let d = self.ordered.dim;
         let mut spec = Writer::new();
         spec.usize(d).usize(probe).f32s(&self.centres);
-        let items = wave
+        // Each partition's queries, read once for both steps.
+        let queries = wave
             .iter()
-            .map(|&c| {
-                let (queries, _) = self.partition(c)?;
+            .map(|&c| Ok(self.partition(c)?.0))
+            .collect::<Result<Vec<Vec<f32>>, StreamError>>()?;
+        let items = queries
+            .iter()
+            .map(|q| {
                 let mut w = Writer::new();
-                w.f32s(&queries);
-                Ok(w.finish().into())
+                w.f32s(q);
+                w.finish().into()
             })
-            .collect::<Result<Vec<_>, StreamError>>()?;
+            .collect();
         let asked = tasks.map(ASK_STAGE, &spec.finish(), items)?;
         if asked.len() != wave.len() {
             return Err(StreamError::Unsupported(format!(
@@ -43,21 +47,21 @@ impl Layout {
             )));
         }
         let mut items = Vec::with_capacity(wave.len());
-        for (&c, asked) in wave.iter().zip(asked) {
-            let (queries, ids) = self.partition(c)?;
+        for ((&c, asked), queries) in wave.iter().zip(asked).zip(&queries) {
+            let ids = &self.original[self.start[c]..self.start[c + 1]];
             let mut w = Writer::new();
-            w.f32s(&queries).u32s(ids);
+            w.f32s(queries).u32s(ids);
             let asked = read_asked(&asked)?;
             w.usize(asked.len());
             let mut handles = Vec::with_capacity(asked.len());
-            for (p, queries) in asked {
+            for (p, asking) in asked {
                 if p >= self.centre_norms.len() {
                     return Err(StreamError::Unsupported(format!(
                         "the k-NN partition step named partition {p} of {}",
                         self.centre_norms.len()
                     )));
                 }
-                w.usize(p).u32s(&queries);
+                w.usize(p).u32s(&asking);
                 let handle = match shared.get(&p) {
                     Some(&h) => h,
                     None => {
