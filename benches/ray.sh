@@ -3,10 +3,12 @@
 # second node, --cpus CPUs each, loopback only) against `poisongate scan` streaming the same
 # table on its own, with the same arguments, one after the other (never at once).
 # Data: `poisongate generate tabular --features 64 --classes 10 --groups 20 --seed 1
-# --shards 8` (clean: both should pass).
+# --shards 8` (clean: both should pass), or with --images an image folder from
+# `poisongate generate images --classes 10 --image-size WxH --seed 1` (SIZE images in all).
+# --memory adds the in-memory scan of the same data (--memory-limit 1TiB) as a third row.
 #
 # Usage: bash benches/ray.sh [--sizes 200000,1000000] [--limit 512MiB] [--cpus 1]
-#        [--args "--embedder raw --knn-index ivf"] [--work DIR]
+#        [--args "--embedder raw --knn-index ivf"] [--work DIR] [--images 32x32] [--memory]
 # Builds the release CLI and a release wheel into a venv at $POISONGATE_RAY_VENV (default
 # ~/.cache/poisongate-ray-venv, Ray from PyPI, pinned). Prints one table row per run:
 # the driver's peak RSS (/usr/bin/time -v) and, for Ray, the peak of the sum of every Ray
@@ -19,6 +21,8 @@ limit=512MiB
 cpus=1
 args="--embedder raw --knn-index ivf"
 work=${TMPDIR:-/tmp}
+images=
+memory=
 while [ $# -gt 0 ]; do
   case $1 in
     --sizes) sizes=$2; shift 2 ;;
@@ -26,6 +30,8 @@ while [ $# -gt 0 ]; do
     --cpus) cpus=$2; shift 2 ;;
     --args) args=$2; shift 2 ;;
     --work) work=$2; shift 2 ;;
+    --images) images=$2; shift 2 ;;
+    --memory) memory=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -108,17 +114,26 @@ echo "|---|---|---|---|---|---|---|"
 IFS=, read -ra list <<<"$sizes"
 for rows in "${list[@]}"; do
   file=$data/t$rows
-  "$bin" generate tabular "$file" --rows "$rows" --features 64 --classes 10 --groups 20 --seed 1 --shards 8
+  if [ -n "$images" ]; then
+    "$bin" generate images "$file" --rows $((rows / 10)) --classes 10 --image-size "$images" --seed 1
+  else
+    "$bin" generate tabular "$file" --rows "$rows" --features 64 --classes 10 --groups 20 --seed 1 --shards 8
+  fi
   # shellcheck disable=SC2086
   row ray "$rows" "$file" "$venv/bin/python" -m poisongate.ray "$file" --address "$address" \
     --memory-limit "$limit" --work-dir "$data" --out "$data/ray-$rows.dir" $args
   # shellcheck disable=SC2086
   row streamed "$rows" "$file" "$bin" scan "$file" --memory-limit "$limit" --work-dir "$data" \
     --out "$data/streamed-$rows.dir" --quiet $args
+  if [ -n "$memory" ]; then
+    # shellcheck disable=SC2086
+    row memory "$rows" "$file" "$bin" scan "$file" --memory-limit 1TiB \
+      --out "$data/memory-$rows.dir" --quiet $args
+  fi
   if cmp -s "$data/ray-$rows.dir/scores.parquet" "$data/streamed-$rows.dir/scores.parquet"; then
     echo "<!-- $rows rows: scores.parquet identical -->"
   else
     echo "<!-- $rows rows: scores.parquet DIFFERS -->"
   fi
-  rm -rf "$file" "$data/ray-$rows.dir" "$data/streamed-$rows.dir"
+  rm -rf "$file" "$data/ray-$rows.dir" "$data/streamed-$rows.dir" "$data/memory-$rows.dir"
 done

@@ -176,6 +176,9 @@ pub enum Payload {
     /// A table too large for memory, kept on disk by a streaming scan (`crate::stream`).
     Spilled(SpilledTable),
     Images(Images),
+    /// An image folder streamed by `crate::stream::images`: every image's status, and no
+    /// pixels (`pixels` is empty); the view the scan computed is in its work folder.
+    SpilledImages(Images),
     Text(Texts),
 }
 
@@ -199,7 +202,7 @@ impl Payload {
     pub fn kind(&self) -> &'static str {
         match self {
             Payload::Table(_) | Payload::Spilled(_) => "table",
-            Payload::Images(_) => "images",
+            Payload::Images(_) | Payload::SpilledImages(_) => "images",
             Payload::Text(_) => "text",
         }
     }

@@ -62,18 +62,35 @@ pub fn scan(config: &ScanConfig, progress: &Progress) -> Result<Outcome, Error> 
     if let Some((plan, findings)) = crate::stream::plan(config)? {
         return crate::stream::scan(config, declared.as_ref(), plan, findings, None, progress);
     }
+    use crate::stream::images::{self, Planned};
+    match images::plan(config, progress)? {
+        Some(Planned::Stream(plan, findings)) => {
+            let declared = declared.as_ref();
+            return images::scan(config, declared, plan, findings, None, progress);
+        }
+        Some(Planned::InMemory(dataset, mut findings)) => {
+            findings.extend(image_folder_schema(declared.as_ref()));
+            return finish(config, declared.as_ref(), dataset, findings, progress);
+        }
+        None => {}
+    }
     let (dataset, findings) = load(&config.input, declared.as_ref(), progress)?;
     finish(config, declared.as_ref(), dataset, findings, progress)
 }
 
 /// [`scan`] with the streaming scan's parallel steps run by `tasks` (the Ray engine): the
-/// input must be a Parquet table of numeric features, and it streams whatever its size.
+/// input must be an image folder or a Parquet table of numeric features, and it streams
+/// whatever its size.
 pub fn scan_with_tasks(
     config: &ScanConfig,
     tasks: &dyn crate::stream::remote::Tasks,
     progress: &Progress,
 ) -> Result<Outcome, Error> {
     let declared = declared_schema(config)?;
+    if let Some((plan, findings)) = crate::stream::images::plan_for_tasks(config, progress)? {
+        let (declared, tasks) = (declared.as_ref(), Some(tasks));
+        return crate::stream::images::scan(config, declared, plan, findings, tasks, progress);
+    }
     let (plan, findings) = crate::stream::plan_for_tasks(config)?;
     crate::stream::scan(
         config,
@@ -182,24 +199,32 @@ pub fn load(
             }
             let (dataset, listing_findings) = image_dir::load(&root, config.image_size, progress)?;
             findings.extend(listing_findings);
-            findings.extend(declared.into_iter().flat_map(|d| {
-                d.columns
-                    .iter()
-                    .filter(|(_, r)| r.required)
-                    .map(|(name, _)| {
-                        Finding::error(
-                            Rule::MissingColumn,
-                            format!(
-                            "the schema requires column `{name}`, but the input is an image folder"
-                        ),
-                        )
-                        .column(name)
-                    })
-            }));
+            findings.extend(image_folder_schema(declared));
             dataset
         }
     };
     Ok((dataset, findings))
+}
+
+/// An error for each column `declared` requires: an image folder has no columns.
+pub(crate) fn image_folder_schema(declared: Option<&Schema>) -> Vec<Finding> {
+    declared
+        .into_iter()
+        .flat_map(|d| {
+            d.columns
+                .iter()
+                .filter(|(_, r)| r.required)
+                .map(|(name, _)| {
+                    Finding::error(
+                        Rule::MissingColumn,
+                        format!(
+                            "the schema requires column `{name}`, but the input is an image folder"
+                        ),
+                    )
+                    .column(name)
+                })
+        })
+        .collect()
 }
 
 /// The column checks of a read frame, and the dataset it makes.

@@ -7,7 +7,8 @@ use pyo3::types::PyBytes;
 
 use poisongate::progress::Progress;
 use poisongate::scan as engine;
-use poisongate::stream::remote::{Item, RawSpec, Sink, Tasks};
+use poisongate::stream::images;
+use poisongate::stream::remote::{AnswerSink, Item, RawSpec, Sink, Tasks};
 use poisongate::stream::StreamError;
 
 use crate::{read_stream, run_engine, scan_config, to_py, InputError, NativeReport, Source};
@@ -15,7 +16,8 @@ use crate::{read_stream, run_engine, scan_config, to_py, InputError, NativeRepor
 /// The streaming scan's tasks handed to a Python object (the Ray engine,
 /// `poisongate/ray.py`): `map(stage, spec, [(item, [handle...])...]) -> list[bytes]`,
 /// `share(blob) -> handle`, `release()`, `embed(spec, files, columns)` yielding
-/// `(first_row, bytes)` per shard, and `describe() -> str`.
+/// `(first_row, bytes)` per shard, `embed_images(spec, [item...])` yielding each shard's
+/// answer, and `describe() -> str`.
 struct PyTasks {
     obj: Py<PyAny>,
 }
@@ -105,6 +107,31 @@ impl Tasks for PyTasks {
         })
     }
 
+    fn embed_images(
+        &self,
+        spec: &[u8],
+        items: Vec<Vec<u8>>,
+        sink: &AnswerSink<'_>,
+    ) -> Result<(), StreamError> {
+        let what = "the Ray engine's image step";
+        Python::attach(|py| -> Result<(), StreamError> {
+            let items: Vec<Bound<'_, PyBytes>> =
+                items.iter().map(|i| PyBytes::new(py, i)).collect();
+            let answers = self
+                .obj
+                .call_method1(py, "embed_images", (PyBytes::new(py, spec), items))
+                .and_then(|it| it.into_bound(py).try_iter())
+                .map_err(|e| task_error(py, what, e))?;
+            for answer in answers {
+                let answer: Vec<u8> = answer
+                    .and_then(|a| a.extract())
+                    .map_err(|e| task_error(py, what, e))?;
+                py.detach(|| sink(&answer))?;
+            }
+            Ok(())
+        })
+    }
+
     fn describe(&self) -> String {
         Python::attach(|py| {
             self.obj
@@ -179,4 +206,30 @@ pub(crate) fn embed_shard<'py>(
         .map_err(|e| to_py(e.into()))?;
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     Ok(PyBytes::new(py, &bytes))
+}
+
+/// A worker of the Ray engine's image step (a Ray Data actor): decodes and embeds shards of an
+/// image folder with the step's settings, its network loaded once.
+#[pyclass(module = "poisongate._poisongate", frozen)]
+pub(crate) struct ImageWorker {
+    worker: images::ImageWorker,
+}
+
+#[pymethods]
+impl ImageWorker {
+    #[new]
+    fn new(py: Python<'_>, spec: Vec<u8>) -> PyResult<Self> {
+        let worker = py
+            .detach(|| images::ImageWorker::new(&spec))
+            .map_err(|e| to_py(e.into()))?;
+        Ok(ImageWorker { worker })
+    }
+
+    /// One shard (an item of the step): the answer's bytes.
+    fn run<'py>(&self, py: Python<'py>, item: Vec<u8>) -> PyResult<Bound<'py, PyBytes>> {
+        let answer = py
+            .detach(|| self.worker.run(&item))
+            .map_err(|e| to_py(e.into()))?;
+        Ok(PyBytes::new(py, &answer))
+    }
 }

@@ -138,16 +138,65 @@ def test_the_module_runs_as_a_pipeline_step(cluster, tmp_path):
     assert (out / "scores.parquet").exists()
     # The command line streaming the same table agrees on the scores, row for row.
     cli_out = tmp_path / "cli-gate"
-    binary = os.environ.get("POISONGATE_BIN") or shutil.which("poisongate")
-    assert binary, "POISONGATE_BIN is not set (python/test.sh sets it)"
     cli = subprocess.run(
-        [binary, "scan", str(table), "--out", str(cli_out), "--knn-index", "ivf", "--quiet", *args],
+        [_binary(), "scan", str(table), "--out", str(cli_out), "--knn-index", "ivf", "--quiet", *args],
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert cli.returncode == 1, cli.stderr
     assert pq.read_table(cli_out / "scores.parquet").equals(pq.read_table(out / "scores.parquet"))
+
+
+def _binary() -> str:
+    binary = os.environ.get("POISONGATE_BIN") or shutil.which("poisongate")
+    assert binary, "POISONGATE_BIN is not set (python/test.sh sets it)"
+    return binary
+
+
+def write_images(folder: Path, per_class: int = 40) -> Path:
+    """`poisongate generate images` (4 classes of 16x16 grey patterns), with 6 images of
+    class 1 filed under class 0 and a file that is not an image."""
+    subprocess.run(
+        [_binary(), "generate", "images", str(folder), "--rows", str(per_class), "--classes", "4", "--image-size", "16x16"],
+        check=True,
+        capture_output=True,
+    )
+    for i in range(6):
+        (folder / "1" / f"{i:05}.png").rename(folder / "0" / f"moved{i}.png")
+    (folder / "2" / "broken.png").write_bytes(b"not a png")
+    return folder
+
+
+def test_an_image_folder_on_ray_is_the_streamed_scan(cluster, tmp_path):
+    folder = write_images(tmp_path / "images")
+    options = {"embedder": "raw", "memory_limit": "64KiB", "knn_index": "ivf"}
+    single = poisongate.scan(str(folder), **options)
+    on_ray = poisongate.ray.scan(folder, **options)
+    notes = on_ray.data["detection"]["verdict"]["notes"]
+    assert any("images' decoding and raw view" in n and "ran as tasks on Ray" in n for n in notes), notes
+    assert any(n.startswith("streamed:") for n in single.data["detection"]["verdict"]["notes"])
+    assert comparable(on_ray.data) == comparable(single.data)
+    assert on_ray.scores_arrow().equals(single.scores_arrow())
+    assert on_ray.exit_code == single.exit_code == 1
+    rules = {f["rule"] for f in on_ray.data["findings"]}
+    assert "undecodable_image" in rules, rules
+    assert on_ray.data["detection"]["rows_used"] == 4 * 40
+
+
+MOBILENET = Path.home() / ".cache/poisongate-models/mobilenet_v2/mobilenet_v2-b0353104.pth"
+
+
+@pytest.mark.skipif(not MOBILENET.exists(), reason="no MobileNetV2 weights (bash datasets/models/fetch-mobilenet.sh)")
+def test_mobilenet_features_on_ray_actors_are_the_streamed_ones(cluster, tmp_path):
+    folder = write_images(tmp_path / "images", per_class=12)
+    options = {"embedder": "mobilenet_v2", "memory_limit": "256KiB", "knn_index": "ivf"}
+    single = poisongate.scan(str(folder), **options)
+    on_ray = poisongate.ray.scan(folder, actors=2, **options)
+    views = on_ray.data["detection"]["views"]
+    assert [(v["view"], v["dim"]) for v in views] == [("mobilenet_v2", 1280)]
+    assert comparable(on_ray.data) == comparable(single.data)
+    assert on_ray.scores_arrow().equals(single.scores_arrow())
 
 
 def test_bad_input_on_ray_is_a_clear_error(cluster, tmp_path):

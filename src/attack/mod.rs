@@ -318,10 +318,10 @@ fn rule(config: &AttackConfig, classes: &[String]) -> Result<Rule, AttackError> 
 /// Refuses an attack that has no meaning for the payload, before anything is changed.
 fn check_payload(kind: AttackKind, payload: &Payload) -> Result<(), AttackError> {
     match (kind, payload) {
+        (_, Payload::Spilled(_) | Payload::SpilledImages(_)) => Err(AttackError::OnDisk),
         (AttackKind::Sig, Payload::Images(_)) => Ok(()),
         (AttackKind::Sig, other) => Err(AttackError::NotImages("sig", other.kind())),
         (AttackKind::Blend, Payload::Text(_)) => Err(AttackError::Text("a blend trigger")),
-        (_, Payload::Spilled(_)) => Err(AttackError::OnDisk),
         _ => Ok(()),
     }
 }
@@ -398,7 +398,8 @@ fn plant_trigger(
             images::sig(img, chosen, config.sig_delta, config.sig_frequency)
         }
         // Refused by `check_payload` before any row was chosen.
-        (AttackKind::Blend | AttackKind::Sig, _) | (_, Payload::Spilled(_)) => {}
+        (AttackKind::Blend | AttackKind::Sig, _)
+        | (_, Payload::Spilled(_) | Payload::SpilledImages(_)) => {}
     }
 }
 

@@ -52,6 +52,12 @@ fn picture(images: &Images, row: usize) -> Result<DynamicImage, EmbedError> {
     })
 }
 
+/// The network of `model` (see [`weights`]) on `device`.
+pub fn load_network(model: Option<&Path>, device: &Device) -> Result<ImageModel, EmbedError> {
+    let (path, pinned) = weights(model)?;
+    ImageModel::load(&path, pinned, device)
+}
+
 pub fn embed_images(
     images: &Images,
     subset: &Subset,
@@ -59,11 +65,29 @@ pub fn embed_images(
     device: &Device,
     progress: &Progress,
 ) -> Result<Embedding, EmbedError> {
-    let (path, pinned) = weights(model)?;
-    let network = ImageModel::load(&path, pinned, device)?;
-    let bar = progress.bar(subset.len() as u64, "images");
-    let mut parts = Vec::with_capacity(subset.len().div_ceil(BATCH));
-    for rows in subset.rows.chunks(BATCH) {
+    let network = load_network(model, device)?;
+    let matrix = features(&network, images, &subset.rows, device, progress)?;
+    Ok(Embedding {
+        view: View::MobilenetV2,
+        matrix,
+        training: None,
+    })
+}
+
+/// The `rows x FEATURE_DIM` features of `images`' `rows`, in batches of [`BATCH`].
+pub fn features(
+    network: &ImageModel,
+    images: &Images,
+    rows: &[u32],
+    device: &Device,
+    progress: &Progress,
+) -> Result<Tensor, EmbedError> {
+    let bar = progress.bar(rows.len() as u64, "images");
+    let mut parts = Vec::with_capacity(rows.len().div_ceil(BATCH));
+    for rows in rows.chunks(BATCH) {
+        if progress.cancelled() {
+            return Err(EmbedError::Cancelled);
+        }
         let batch = rows
             .iter()
             .map(|&r| picture(images, r as usize))
@@ -73,17 +97,12 @@ pub fn embed_images(
         bar.inc(rows.len() as u64);
     }
     bar.finish_and_clear();
-    let matrix = if parts.is_empty() {
+    if parts.is_empty() {
         Tensor::zeros((0, super::mobilenet::FEATURE_DIM), DType::F32, device)
     } else {
         Tensor::cat(&parts, 0)
     }
-    .context("image embedding")?;
-    Ok(Embedding {
-        view: View::MobilenetV2,
-        matrix,
-        training: None,
-    })
+    .context("image embedding")
 }
 
 #[cfg(test)]

@@ -100,7 +100,9 @@ impl Subset {
                 (_, Payload::Spilled(t)) if !t.finite[i] => {
                     Some("a feature is null, NaN, infinite or not a number")
                 }
-                (_, Payload::Images(img)) if matches!(img.status[i], ImageStatus::Failed(_)) => {
+                (_, Payload::Images(img) | Payload::SpilledImages(img))
+                    if matches!(img.status[i], ImageStatus::Failed(_)) =>
+                {
                     Some("the image could not be decoded")
                 }
                 (_, Payload::Text(t)) if !matches!(t.values[i], TextValue::Text(_)) => {

@@ -217,7 +217,7 @@ fn build(
         ));
     }
     let (input, net, architecture) = match payload {
-        Payload::Spilled(_) => return Err(EmbedError::OnDisk("probe")),
+        Payload::Spilled(_) | Payload::SpilledImages(_) => return Err(EmbedError::OnDisk("probe")),
         Payload::Table(t) => {
             let x = Tensor::from_vec(
                 raw::scaled(t, &subset.rows),

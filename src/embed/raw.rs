@@ -28,7 +28,7 @@ pub fn embed(payload: &Payload, subset: &Subset, device: &Device) -> Result<Embe
             (values, per)
         }
         Payload::Text(_) => return Err(EmbedError::Unsupported("raw")),
-        Payload::Spilled(_) => return Err(EmbedError::OnDisk("raw")),
+        Payload::Spilled(_) | Payload::SpilledImages(_) => return Err(EmbedError::OnDisk("raw")),
     };
     let matrix = Tensor::from_vec(values, (subset.len(), dim), device).context("raw embedding")?;
     Ok(Embedding {

@@ -328,7 +328,7 @@ fn input_summary(dataset: &Dataset) -> InputSummary {
         Payload::Table(t) => summary.feature_columns = t.columns.clone(),
         Payload::Spilled(t) => summary.feature_columns = t.columns.clone(),
         Payload::Text(t) => summary.text_column = Some(t.column.clone()),
-        Payload::Images(i) => {
+        Payload::Images(i) | Payload::SpilledImages(i) => {
             summary.image = Some(ImageSummary {
                 width: i.width,
                 height: i.height,

@@ -26,20 +26,18 @@ pub enum Encoded<'a> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Header {
+pub(crate) struct Header {
     width: u32,
     height: u32,
     channels: u32,
 }
 
-/// Decodes every item into one `n x h x w x c` buffer. `size` forces the output size,
-/// otherwise the most common size wins. Fails, with a message, when no image at all could be
-/// read (there is then no size to bring images to) or the buffer cannot be allocated.
-pub fn decode_all(
+/// The header of every item (in parallel, one progress step each): its size and whether it
+/// has colour, or why it cannot be read.
+pub(crate) fn read_headers(
     items: &[Encoded<'_>],
-    size: Option<(u32, u32)>,
     progress: &Progress,
-) -> Result<Images, String> {
+) -> Vec<Result<Header, String>> {
     let bar = progress.bar(items.len() as u64, "headers");
     let headers: Vec<Result<Header, String>> = items
         .par_iter()
@@ -50,14 +48,24 @@ pub fn decode_all(
         })
         .collect();
     bar.finish_and_clear();
+    headers
+}
+
+/// The `(width, height, channels)` every image is brought to: `size` if given, otherwise the
+/// most common size, and grey only where most images are grey. Fails, with a message, when
+/// no header could be read (there is then no size to bring images to).
+pub(crate) fn common_shape(
+    headers: &[Result<Header, String>],
+    size: Option<(u32, u32)>,
+) -> Result<(u32, u32, u32), String> {
     let ok: Vec<Header> = headers
         .iter()
         .filter_map(|h| h.as_ref().ok().copied())
         .collect();
     if ok.is_empty() {
         let first = headers
-            .into_iter()
-            .find_map(Result::err)
+            .iter()
+            .find_map(|h| h.as_ref().err().cloned())
             .unwrap_or_default();
         return Err(format!(
             "every image failed to decode; the first error was: {first}"
@@ -67,6 +75,42 @@ pub fn decode_all(
     let grey = ok.iter().filter(|h| h.channels == 1).count();
     // Ties go to colour: converting grey to RGB loses nothing.
     let channels = if grey * 2 > ok.len() { 1 } else { 3 };
+    Ok((width, height, channels))
+}
+
+/// One item decoded into `out` (`width x height x channels` bytes) at `shape`, as
+/// [`decode_all`] decodes it: its header first, then its pixels.
+pub(crate) fn decode_item(
+    item: &Encoded<'_>,
+    shape: (u32, u32, u32),
+    out: &mut [u8],
+) -> ImageStatus {
+    match header(item) {
+        Ok(_) => decode_into(item, shape, out),
+        Err(e) => ImageStatus::Failed(e),
+    }
+}
+
+/// Decodes every item into one `n x h x w x c` buffer. `size` forces the output size,
+/// otherwise the most common size wins. Fails, with a message, when no image at all could be
+/// read (there is then no size to bring images to) or the buffer cannot be allocated.
+pub fn decode_all(
+    items: &[Encoded<'_>],
+    size: Option<(u32, u32)>,
+    progress: &Progress,
+) -> Result<Images, String> {
+    let headers = read_headers(items, progress);
+    let shape = common_shape(&headers, size)?;
+    decode_read(items, headers, shape, progress)
+}
+
+/// [`decode_all`] of items whose `headers` were read and `shape` chosen.
+pub(crate) fn decode_read(
+    items: &[Encoded<'_>],
+    headers: Vec<Result<Header, String>>,
+    (width, height, channels): (u32, u32, u32),
+    progress: &Progress,
+) -> Result<Images, String> {
     let per_image = (width * height * channels) as usize;
     let total = per_image.saturating_mul(items.len());
     let gib = |bytes: u64| bytes as f64 / (1u64 << 30) as f64;

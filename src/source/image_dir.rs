@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::decode::{decode_all, Encoded};
+use super::decode::{self, Encoded, Header};
 use super::{read_dir_sorted, SourceError};
 use crate::dataset::{Dataset, Format, Ids, Labels, Origin, Payload};
 use crate::progress::Progress;
@@ -13,11 +13,11 @@ use crate::validate::{Finding, Rule};
 const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
 
 /// Files found in a class folder, in a stable order.
-struct Listing {
-    files: Vec<PathBuf>,
-    ids: Vec<String>,
-    classes: Vec<String>,
-    findings: Vec<Finding>,
+pub(crate) struct Listing {
+    pub files: Vec<PathBuf>,
+    pub ids: Vec<String>,
+    pub classes: Vec<String>,
+    pub findings: Vec<Finding>,
 }
 
 pub fn load(
@@ -29,9 +29,29 @@ pub fn load(
     let listing = list(root)?;
     spinner.finish_and_clear();
     let items: Vec<Encoded<'_>> = listing.files.iter().map(|p| Encoded::File(p)).collect();
-    let images = decode_all(&items, size, progress).map_err(|problem| SourceError::Images {
+    let headers = decode::read_headers(&items, progress);
+    let shape = decode::common_shape(&headers, size).map_err(|problem| SourceError::Images {
         path: root.to_owned(),
         problem,
+    })?;
+    drop(items);
+    load_read(root, listing, headers, shape, progress)
+}
+
+/// [`load`] of a folder already listed, its headers read and its common shape chosen.
+pub(crate) fn load_read(
+    root: &Path,
+    listing: Listing,
+    headers: Vec<Result<Header, String>>,
+    shape: (u32, u32, u32),
+    progress: &Progress,
+) -> Result<(Dataset, Vec<Finding>), SourceError> {
+    let items: Vec<Encoded<'_>> = listing.files.iter().map(|p| Encoded::File(p)).collect();
+    let images = decode::decode_read(&items, headers, shape, progress).map_err(|problem| {
+        SourceError::Images {
+            path: root.to_owned(),
+            problem,
+        }
     })?;
     let names = listing.classes.into_iter().map(Some).collect();
     let dataset = Dataset {
@@ -62,7 +82,7 @@ fn name_of(path: &Path) -> (String, bool) {
     }
 }
 
-fn list(root: &Path) -> Result<Listing, SourceError> {
+pub(crate) fn list(root: &Path) -> Result<Listing, SourceError> {
     let mut listing = Listing {
         files: Vec::new(),
         ids: Vec::new(),

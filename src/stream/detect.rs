@@ -20,7 +20,7 @@ use crate::verdict;
 use crate::Error;
 
 /// A size for a message: "3.0 GiB", "512.0 MiB", "1.0 KiB", "12 B".
-fn bytes(b: u64) -> String {
+pub(super) fn bytes(b: u64) -> String {
     let units = [
         (1u64 << 40, "TiB"),
         (1 << 30, "GiB"),
@@ -159,8 +159,52 @@ pub(super) fn analyse(
     }
     let view_seconds = t.elapsed().as_secs_f64();
     trace("raw view");
+    let on_view = OnView {
+        view: View::Raw,
+        file: view,
+        dim: d,
+        seconds: view_seconds,
+        all_same,
+    };
+    detect_view(
+        subset, on_view, detectors, config, notes, work, budget, tasks, progress,
+    )
+}
+
+/// A view of the subset's rows, on disk, as the per-class detectors and k-NN read it.
+pub(super) struct OnView {
+    pub view: View,
+    pub file: Spill,
+    pub dim: usize,
+    /// Seconds it took to compute.
+    pub seconds: f64,
+    /// Whether every row is the same (no detector can then tell rows apart).
+    pub all_same: bool,
+}
+
+/// `detectors` on a view on disk, then the shifted-copy test and the verdict; `notes` lead
+/// the verdict's.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn detect_view(
+    subset: Subset,
+    on_view: OnView,
+    detectors: &[DetectorKind],
+    config: &DetectConfig,
+    mut notes: Vec<String>,
+    work: &Path,
+    budget: usize,
+    tasks: Option<&dyn Tasks>,
+    progress: &Progress,
+) -> Result<Analysis, Error> {
+    let OnView {
+        view: which,
+        file: view,
+        dim: d,
+        seconds: view_seconds,
+        all_same,
+    } = on_view;
     let detectors: &[DetectorKind] = if all_same {
-        notes.push("every row has the same raw embedding: no detector can tell samples apart in that view, so none ran on it".into());
+        notes.push(format!("every row has the same {} embedding: no detector can tell samples apart in that view, so none ran on it", which.name()));
         &[]
     } else {
         detectors
@@ -218,9 +262,8 @@ pub(super) fn analyse(
                     progress,
                 )?;
                 spinner.finish_and_clear();
-                let (detection, v) =
-                    knn::judge(nn, &subset, k, NeighbourIndex::Ivf, report, View::Raw);
-                votes.push((View::Raw, v));
+                let (detection, v) = knn::judge(nn, &subset, k, NeighbourIndex::Ivf, report, which);
+                votes.push((which, v));
                 detection
             }
             DetectorKind::Clustering => by_class(
@@ -241,10 +284,10 @@ pub(super) fn analyse(
         });
     }
 
-    // The shifted-copy test on the judged view (the raw view), class by class.
+    // The shifted-copy test on the judged view (this view), class by class.
     let (excluded, judged) = verdict::neighbour_flags(&subset, &votes, &config.verdict);
     let mut copies = None;
-    if judged == Some(View::Raw) && config.shift.threshold > 0.0 {
+    if judged == Some(which) && config.shift.threshold > 0.0 {
         let t = Instant::now();
         let (detection, found) = shifted_copies(
             progress,
@@ -269,7 +312,7 @@ pub(super) fn analyse(
         device: "cpu",
         subset,
         views: vec![ViewRun {
-            view: View::Raw,
+            view: which,
             dim: d,
             training: None,
             embedding: None,

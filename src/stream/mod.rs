@@ -20,6 +20,9 @@
 
 mod classes;
 mod detect;
+#[cfg(test)]
+mod image_tests;
+pub mod images;
 pub mod ivf;
 pub mod remote;
 pub mod spill;
@@ -123,7 +126,7 @@ pub fn plan_for_tasks(config: &ScanConfig) -> Result<(Plan, Vec<Finding>), Error
         .unwrap_or(4 << 30);
     table(config, limit)?.ok_or_else(|| {
         StreamError::Unsupported(format!(
-            "{}: the Ray engine reads Parquet tables of numeric feature columns (a file or a folder of them); scan other inputs with `poisongate scan`",
+            "{}: the Ray engine reads image folders and Parquet tables of numeric feature columns (a file or a folder of them); scan other inputs with `poisongate scan`",
             config.input.path.display()
         ))
         .into()

@@ -34,6 +34,23 @@ pub trait Tasks: Sync {
 
     fn embed(&self, spec: &RawSpec, sink: &Sink<'_>) -> Result<(), StreamError>;
 
+    /// Decodes and embeds each shard of an image folder (`items`, with the step's `spec`:
+    /// [`super::images::ImageWorker`]) and hands each answer to `sink`, in any order. By
+    /// default the shards run as `images` tasks through [`Tasks::map`]; the Ray engine runs
+    /// them on actors that keep the network loaded.
+    fn embed_images(
+        &self,
+        spec: &[u8],
+        items: Vec<Vec<u8>>,
+        sink: &AnswerSink<'_>,
+    ) -> Result<(), StreamError> {
+        let items = items.into_iter().map(Item::from).collect();
+        for answer in self.map(super::images::IMAGES_STAGE, spec, items)? {
+            sink(&answer)?;
+        }
+        Ok(())
+    }
+
     /// Named in the report's notes ("Ray at 127.0.0.1:6379").
     fn describe(&self) -> String;
 }
@@ -54,6 +71,9 @@ impl From<Vec<u8>> for Item {
         }
     }
 }
+
+/// Where `embed_images` delivers a shard's answer.
+pub type AnswerSink<'a> = dyn Fn(&[u8]) -> Result<(), StreamError> + Sync + 'a;
 
 /// Where `embed` delivers a shard's raw view: `(first row, rows x d values)`.
 pub type Sink<'a> = dyn Fn(usize, &[f32]) -> Result<(), StreamError> + Sync + 'a;
@@ -523,8 +543,9 @@ pub fn run_task(
         CLASS_STAGE => none(run_class(spec, item)),
         super::ivf::ASK_STAGE => none(super::ivf::run_ask(spec, item)),
         super::ivf::SEARCH_STAGE => super::ivf::run_search(spec, item, shared),
+        super::images::IMAGES_STAGE => none(super::images::run_task(spec, item)),
         other => Err(StreamError::Unsupported(format!(
-            "`{other}` is not a step this build of poisongate runs (class, ivf-ask, ivf-search)"
+            "`{other}` is not a step this build of poisongate runs (class, ivf-ask, ivf-search, images)"
         ))),
     }
 }

@@ -85,7 +85,7 @@ fn run(path: &Path, work: &Path, argv: &[&str]) -> Outcome {
     scan(&config_of(path, work, argv), &Progress::hidden()).unwrap()
 }
 
-fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
+pub(super) fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
     serde_json::to_value(v).unwrap()
 }
 
@@ -317,8 +317,8 @@ fn a_streamed_scan_refuses_views_it_cannot_compute() {
 /// by `remote::run_task` and its answer decoded; the embedding step reads each file with
 /// polars in shards of 700 rows and hands them over last first.
 #[derive(Default)]
-struct Loopback {
-    stages: std::sync::Mutex<Vec<String>>,
+pub(super) struct Loopback {
+    pub(super) stages: std::sync::Mutex<Vec<String>>,
     shared: std::sync::Mutex<Vec<Option<Vec<u8>>>>,
 }
 
@@ -392,7 +392,7 @@ impl super::remote::Tasks for Loopback {
 }
 
 /// The report as JSON without its timings and the note that says where the tasks ran.
-fn comparable(outcome: &Outcome) -> serde_json::Value {
+pub(super) fn comparable(outcome: &Outcome) -> serde_json::Value {
     fn strip(v: &mut serde_json::Value) {
         match v {
             serde_json::Value::Object(map) => {

@@ -21,7 +21,9 @@ pub fn check(dataset: &Dataset, declared: Option<&Declared>) -> Vec<Finding> {
     findings.extend(duplicate_ids(dataset));
     findings.extend(duplicates(dataset));
     match &dataset.payload {
-        Payload::Images(images) => findings.extend(image_status(dataset, images)),
+        Payload::Images(images) | Payload::SpilledImages(images) => {
+            findings.extend(image_status(dataset, images))
+        }
         Payload::Text(texts) => {
             let bad: Vec<u32> = rows_where(&texts.values, |v| {
                 matches!(v, TextValue::InvalidUtf8 { .. })
@@ -237,6 +239,16 @@ fn duplicates(dataset: &Dataset) -> Vec<Finding> {
             },
             // The 128-bit hash covers the original pixels; the resized pixels must agree too.
             |a, b| img.image(a) == img.image(b),
+        ),
+        // Streamed: no pixels are kept, so the hash of the original pixels, their width and
+        // colour type decides alone.
+        Payload::SpilledImages(img) => duplicate_groups(
+            n,
+            |i| match &img.status[i] {
+                ImageStatus::Decoded(d) => Some(d.content_hash),
+                ImageStatus::Failed(_) => None,
+            },
+            |_, _| true,
         ),
         Payload::Text(t) => duplicate_groups(
             n,

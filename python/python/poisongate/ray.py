@@ -15,6 +15,9 @@ cluster:
 
 - the raw view is a Ray Data ``map_batches`` over the table's row groups (each worker reads
   its row groups' feature columns with PyArrow and scales them with the driver's centres);
+- for an image folder, the driver lists it and reads every header; Ray Data actors decode
+  shards of 256 images and compute their view (the pixels, or MobileNetV2's features with
+  its network loaded once an actor; ``num_gpus=`` makes them GPU actors);
 - activation clustering, spectral signatures and the shifted-copy test are Ray tasks, one a
   class;
 - k-NN label consistency is Ray tasks over the inverted file's partitions (each partition's
@@ -65,19 +68,44 @@ def _embed_batch(batch: Any, spec: bytes, columns: list[str]) -> Any:
     return pa.table({"first": pa.array(firsts, pa.int64()), "values": pa.array(values, pa.large_binary())})
 
 
+class _ImageActor:
+    """Ray Data ``map_batches`` actor of the image step: the engine's image worker, with its
+    network loaded once per actor. Each row is one shard (its bytes); the answer is the
+    shard's statuses and view rows (bytes)."""
+
+    def __init__(self, spec: bytes):
+        from poisongate import _poisongate
+
+        self._worker = _poisongate.ImageWorker(spec)
+
+    def __call__(self, batch: Any) -> Any:
+        import pyarrow as pa
+
+        answers = [self._worker.run(item) for item in batch.column("item").to_pylist()]
+        return pa.table({"answer": pa.array(answers, pa.large_binary())})
+
+
 class RayTasks:
     """Runs the streaming scan's steps on the Ray cluster this process is connected to.
 
     Args:
-        num_cpus: CPUs a task reserves (the engine's tasks are single-threaded).
+        num_cpus: CPUs a task or an image actor reserves (the engine's per-class and k-NN
+            tasks are single-threaded; an image actor decodes its shard on every core it
+            finds).
+        num_gpus: GPUs an image actor reserves (0: CPU actors). A GPU actor computes the
+            MobileNetV2 view on its GPU when the package was built with CUDA.
+        actors: most image actors at once; None: as many as the cluster's CPUs (or GPUs)
+            allow.
     """
 
-    def __init__(self, num_cpus: float = 1):
+    def __init__(self, num_cpus: float = 1, num_gpus: float = 0, actors: int | None = None):
         import ray
 
         self._ray = ray
         self._task = ray.remote(num_cpus=num_cpus)(_run_task)
         self._num_cpus = num_cpus
+        self._num_gpus = num_gpus
+        self._actors = actors
         # Blobs many tasks read (the k-NN partitions), in the object store once each.
         self._shared: list[Any] = []
 
@@ -131,6 +159,37 @@ class RayTasks:
                 yield first, values
 
 
+    def _actor_pool(self) -> Any:
+        from ray.data import ActorPoolStrategy
+
+        most = self._actors
+        if most is None:
+            resources = self._ray.cluster_resources()
+            if self._num_gpus:
+                most = int(resources.get("GPU", 0) // self._num_gpus)
+            else:
+                most = int(resources.get("CPU", 1) // max(self._num_cpus, 1e-9))
+        return ActorPoolStrategy(min_size=1, max_size=max(int(most), 1))
+
+    def embed_images(self, spec: bytes, items: list[bytes]) -> Iterator[bytes]:
+        """Decodes and embeds each shard of an image folder on Ray Data actors (one shard a
+        batch); yields the answers as they come."""
+        ray = self._ray
+        if not items:
+            return
+        ds = ray.data.from_items([{"item": i} for i in items], override_num_blocks=len(items)).map_batches(
+            _ImageActor,
+            fn_constructor_kwargs={"spec": spec},
+            batch_format="pyarrow",
+            batch_size=1,
+            compute=self._actor_pool(),
+            num_cpus=self._num_cpus,
+            num_gpus=self._num_gpus or None,
+        )
+        for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+            yield from batch.column("answer").to_pylist()
+
+
 def _connect(address: str | None) -> None:
     import logging
 
@@ -150,23 +209,30 @@ def scan(
     out: str | os.PathLike | None = None,
     html: str | os.PathLike | None = None,
     num_cpus: float = 1,
+    num_gpus: float = 0,
+    actors: int | None = None,
     **options: Any,
 ) -> Report:
-    """:func:`poisongate.scan` of a Parquet table (a file or a folder of shards) with the
-    raw view, the per-class detectors and the k-NN search run on a Ray cluster.
+    """:func:`poisongate.scan` of a Parquet table (a file or a folder of shards) or an image
+    folder, with the view, the per-class detectors and the k-NN search run on a Ray cluster.
+    An image folder's images are decoded and embedded (raw pixels, or MobileNetV2 with
+    ``embedder="mobilenet_v2"``) by Ray Data actors.
 
     Args:
-        path: the table, at the same path on every node.
+        path: the table or the image folder, at the same path on every node.
         address: the cluster (``ray.init(address=...)``: ``"auto"``, ``"ray://host:10001"``,
             ``"127.0.0.1:6379"``); None connects as ``ray.init()`` does (``RAY_ADDRESS``, or
             a local cluster). Ignored when Ray is already initialised.
         labels: the label column's name (``--label``).
-        num_cpus: CPUs each task reserves.
+        num_cpus: CPUs each task or image actor reserves.
+        num_gpus: GPUs each image actor reserves (0: CPU actors).
+        actors: most image actors at once (None: as many as the cluster's resources allow).
         progress, out, html, **options: as for :func:`poisongate.scan`; ``memory_limit``
             bounds the driver (a quarter of it is the largest batch of work it hands out).
 
     Raises:
-        InputError: the data cannot be used, or is not a Parquet table of numeric features.
+        InputError: the data cannot be used, or is neither an image folder nor a Parquet
+            table of numeric features.
         UsageError: the options are wrong.
     """
     if not isinstance(path, (str, os.PathLike)):
@@ -184,7 +250,8 @@ def scan(
         from ray.data import DataContext
 
         DataContext.get_current().enable_progress_bars = False
-    native = _native.scan_tasks(path, path, _option_args(options), RayTasks(num_cpus), bool(progress))
+    tasks = RayTasks(num_cpus, num_gpus, actors)
+    native = _native.scan_tasks(path, path, _option_args(options), tasks, bool(progress))
     report = Report(native)
     if out is not None:
         report.write(out, html)
@@ -199,20 +266,23 @@ def main(argv: list[str] | None = None) -> int:
     the scan's options are ``poisongate scan``'s. Prints the gate; returns its exit code."""
     parser = argparse.ArgumentParser(
         prog="python -m poisongate.ray",
-        description="poisongate scan of a Parquet table with its heavy steps on a Ray cluster; "
+        description="poisongate scan of a Parquet table or an image folder with its heavy steps on a Ray cluster; "
         "any other option is poisongate scan's.",
     )
     parser.add_argument("path")
     parser.add_argument("--address", help="the Ray cluster (ray.init's address)")
     parser.add_argument("--out", help="write report.json and scores.parquet here")
     parser.add_argument("--html", help="write the HTML report here")
-    parser.add_argument("--num-cpus", type=float, default=1, help="CPUs a task reserves")
+    parser.add_argument("--num-cpus", type=float, default=1, help="CPUs a task or an image actor reserves")
+    parser.add_argument("--num-gpus", type=float, default=0, help="GPUs an image actor reserves")
+    parser.add_argument("--actors", type=int, help="most image actors at once")
     known, rest = parser.parse_known_args(argv)
     from . import PoisongateError
 
     try:
         _connect(known.address)
-        native = _native.scan_tasks(known.path, known.path, rest, RayTasks(known.num_cpus), sys.stderr.isatty())
+        tasks = RayTasks(known.num_cpus, known.num_gpus, known.actors)
+        native = _native.scan_tasks(known.path, known.path, rest, tasks, sys.stderr.isatty())
     except PoisongateError as e:
         print(f"poisongate: error: {e}", file=sys.stderr)
         return 2
