@@ -178,6 +178,16 @@ fn a_streamed_image_folder_finds_what_the_in_memory_scan_finds() {
     );
     assert_eq!(json(&memory.report.gate), json(&streamed.report.gate));
     assert_eq!(memory.report.status(), streamed.report.status());
+
+    // Validation alone decodes every image too, and finds the same.
+    let memory = run(&root, &work, &["--validate-only", "--memory-limit", "1TiB"]);
+    let streamed = run(&root, &work, &["--validate-only", "--memory-limit", "1KiB"]);
+    assert!(matches!(streamed.detection, Detected::NotRequested));
+    assert_eq!(
+        json(&memory.report.findings),
+        json(&streamed.report.findings)
+    );
+    assert_eq!(json(&memory.report.gate), json(&streamed.report.gate));
 }
 
 #[test]
@@ -321,4 +331,35 @@ fn a_workers_mobilenet_features_are_the_in_memory_views() {
     }
     assert_eq!(memory.len(), 20 * 1280);
     assert_eq!(memory, streamed);
+}
+
+#[test]
+fn a_missing_model_is_one_error_before_any_image_is_handed_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("images");
+    write_folder(&root);
+    let missing = dir.path().join("missing-model.pth");
+    let argv = [
+        "--embedder",
+        "mobilenet_v2",
+        "--model",
+        missing.to_str().unwrap(),
+        "--memory-limit",
+        "64KiB",
+    ];
+    let config = config_of(&root, dir.path(), &argv);
+    let tasks = Loopback::default();
+    let err = crate::scan::scan_with_tasks(&config, &tasks, &Progress::hidden())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("missing-model.pth"), "{err}");
+    assert!(tasks.stages.lock().unwrap().is_empty());
+    let err = scan(&config, &Progress::hidden())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("missing-model.pth"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(left.len(), 1, "the work folder is removed: {left:?}");
 }

@@ -552,9 +552,15 @@ pub fn scan(
         Ok(())
     };
     let spec_bytes = spec.encode();
-    let local = match tasks {
-        Some(_) => None,
-        None => Some(ImageWorker::with_spec(spec.clone())?),
+    // The weights are loaded here first also when workers compute the view: a missing or
+    // wrong file is then one error naming it, before any work is handed out.
+    let local = match (tasks, spec.view) {
+        (Some(_), Some(View::MobilenetV2)) => {
+            drop(ImageWorker::with_spec(spec.clone())?);
+            None
+        }
+        (Some(_), _) => None,
+        (None, _) => Some(ImageWorker::with_spec(spec.clone())?),
     };
     // Waves of shards whose paths fit in a quarter of the budget: the items are all held.
     let mut wave: Vec<Vec<u8>> = Vec::new();

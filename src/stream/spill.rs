@@ -9,6 +9,14 @@ use std::path::{Path, PathBuf};
 
 use super::StreamError;
 
+/// Most bytes a block of a pass over a file holds: 16 MiB, 65,536 rows of 64 values.
+pub const BLOCK_BYTES: usize = 16 << 20;
+
+/// Rows of `dim` f32 values that fit in `bytes`, at least one.
+pub fn rows_within(bytes: usize, dim: usize) -> usize {
+    (bytes / (dim.max(1) * 4)).max(1)
+}
+
 pub struct Spill {
     file: File,
     path: PathBuf,
@@ -84,13 +92,14 @@ impl Spill {
             .map_err(|e| StreamError::io(&self.path, e))
     }
 
-    /// Calls `f(first_row, rows)` on consecutive blocks of at most `block` rows.
+    /// Calls `f(first_row, rows)` on consecutive blocks of at most `block` rows, and at most
+    /// [`BLOCK_BYTES`] (wide rows, such as an image's pixels, make smaller blocks).
     pub fn for_blocks(
         &self,
         block: usize,
         mut f: impl FnMut(usize, &[f32]) -> Result<(), StreamError>,
     ) -> Result<(), StreamError> {
-        let block = block.max(1);
+        let block = block.min(rows_within(BLOCK_BYTES, self.dim));
         let mut buf = vec![0f32; block.min(self.rows) * self.dim];
         for start in (0..self.rows).step_by(block) {
             let len = block.min(self.rows - start);
