@@ -18,6 +18,7 @@ pub(super) type ClassResult = remote::Scored;
 /// A detector's result over the subset from its classes' results.
 pub(super) fn assemble(
     detector: &'static str,
+    view: View,
     parameters: Vec<(String, String)>,
     subset: &Subset,
     outcomes: Vec<(usize, Vec<u32>, Option<ClassResult>)>,
@@ -38,7 +39,7 @@ pub(super) fn assemble(
     }
     Detection {
         detector,
-        view: View::Raw,
+        view,
         parameters,
         scores,
         flags,
@@ -201,8 +202,10 @@ pub(super) fn per_class(
 }
 
 /// [`shift::run`] class by class: each class is read with its sample of the other classes.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn shifted_copies(
     progress: &Progress,
+    which: View,
     view: &Spill,
     subset: &Subset,
     excluded: &[bool],
@@ -275,10 +278,10 @@ pub(super) fn shifted_copies(
         }
     }
     let copies = shift::Copies {
-        view: View::Raw,
+        view: which,
         threshold: config.threshold,
         halves,
     };
-    let detection = shift::detection(subset.len(), View::Raw, &copies.halves, config);
+    let detection = shift::detection(subset.len(), which, &copies.halves, config);
     Ok((detection, copies))
 }

@@ -232,7 +232,7 @@ pub(super) fn detect_view(
             .into_iter()
             .map(|(c, rows, answer)| Ok((c, rows, remote::read_scored(&answer)?)))
             .collect::<Result<Vec<_>, StreamError>>()?;
-        Ok(assemble(detector, parameters, &subset, outcomes))
+        Ok(assemble(detector, which, parameters, &subset, outcomes))
     };
     let mut runs = Vec::new();
     let mut votes = Vec::new();
@@ -291,6 +291,7 @@ pub(super) fn detect_view(
         let t = Instant::now();
         let (detection, found) = shifted_copies(
             progress,
+            which,
             &view,
             &subset,
             &excluded,

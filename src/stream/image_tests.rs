@@ -363,3 +363,52 @@ fn a_missing_model_is_one_error_before_any_image_is_handed_out() {
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(left.len(), 1, "the work folder is removed: {left:?}");
 }
+
+#[test]
+fn a_streamed_mobilenet_scan_names_its_view_everywhere() {
+    if !crate::embed::mobilenet::default_mobilenet_dir()
+        .is_some_and(|d| d.join(crate::embed::mobilenet::WEIGHTS_FILE).exists())
+    {
+        eprintln!("skipped: no MobileNetV2 weights (bash datasets/models/fetch-mobilenet.sh)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("images");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+    for (c, name) in ["a", "b", "c"].iter().enumerate() {
+        std::fs::create_dir_all(root.join(name)).unwrap();
+        for i in 0..10 {
+            let path = root.join(name).join(format!("{i}.png"));
+            picture(c, false, &mut rng).save(path).unwrap();
+        }
+    }
+    let outcome = run(
+        &root,
+        dir.path(),
+        &["--embedder", "mobilenet_v2", "--memory-limit", "1KiB"],
+    );
+    let Detected::Ran(a) = &outcome.detection else {
+        panic!("detection ran")
+    };
+    assert_eq!(
+        (a.views[0].view, a.views[0].dim),
+        (crate::embed::View::MobilenetV2, 1280)
+    );
+    assert!(!a.runs.is_empty());
+    for run in &a.runs {
+        assert_eq!(
+            run.detection.view,
+            crate::embed::View::MobilenetV2,
+            "{}",
+            run.detection.detector
+        );
+    }
+    assert!(
+        a.verdict
+            .notes
+            .iter()
+            .any(|n| n.contains("probe view was not computed")),
+        "{:?}",
+        a.verdict.notes
+    );
+}
