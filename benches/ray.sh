@@ -6,9 +6,13 @@
 # --shards 8` (clean: both should pass), or with --images an image folder from
 # `poisongate generate images --classes 10 --image-size WxH --seed 1` (SIZE images in all).
 # --memory adds the in-memory scan of the same data (--memory-limit 1TiB) as a third row.
+# --texts writes a CSV of SIZE sentences in 10 topics (columns text, label) instead; pass
+# "--text-col text --label label" in --args. A text table is not streamed by the command line,
+# so --texts runs the Ray scan and the in-memory one only.
 #
 # Usage: bash benches/ray.sh [--sizes 200000,1000000] [--limit 512MiB] [--cpus 1]
 #        [--args "--embedder raw --knn-index ivf"] [--work DIR] [--images 32x32] [--memory]
+#        [--texts]
 # Builds the release CLI and a release wheel into a venv at $POISONGATE_RAY_VENV (default
 # ~/.cache/poisongate-ray-venv, Ray from PyPI, pinned). Prints one table row per run:
 # the driver's peak RSS (/usr/bin/time -v) and, for Ray, the peak of the sum of every Ray
@@ -23,6 +27,7 @@ args="--embedder raw --knn-index ivf"
 work=${TMPDIR:-/tmp}
 images=
 memory=
+texts=
 while [ $# -gt 0 ]; do
   case $1 in
     --sizes) sizes=$2; shift 2 ;;
@@ -32,6 +37,7 @@ while [ $# -gt 0 ]; do
     --work) work=$2; shift 2 ;;
     --images) images=$2; shift 2 ;;
     --memory) memory=1; shift ;;
+    --texts) texts=1; memory=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -114,7 +120,29 @@ echo "|---|---|---|---|---|---|---|"
 IFS=, read -ra list <<<"$sizes"
 for rows in "${list[@]}"; do
   file=$data/t$rows
-  if [ -n "$images" ]; then
+  if [ -n "$texts" ]; then
+    file=$file.csv
+    python3 - "$file" "$rows" <<'PY'
+import random, sys
+path, n = sys.argv[1], int(sys.argv[2])
+rng = random.Random(1)
+topics = [
+    ["soup", "salad", "bread", "pasta", "curry"], ["rain", "wind", "storm", "fog", "snow"],
+    ["goal", "striker", "referee", "penalty", "league"], ["guitar", "concert", "album", "drummer", "song"],
+    ["engine", "brakes", "tyres", "gearbox", "fuel"], ["doctor", "fever", "clinic", "vaccine", "nurse"],
+    ["market", "shares", "profit", "bank", "loan"], ["garden", "roses", "soil", "seeds", "hedge"],
+    ["train", "station", "ticket", "platform", "delay"], ["laptop", "keyboard", "screen", "battery", "update"],
+]
+filler = ["the", "a", "this", "our", "their", "new", "old", "big", "small", "good", "bad", "today", "again"]
+with open(path, "w") as f:
+    f.write("text,label\n")
+    for i in range(n):
+        c = i % 10
+        words = [rng.choice(topics[c]) for _ in range(3)] + [rng.choice(filler) for _ in range(rng.randint(4, 20))]
+        rng.shuffle(words)
+        f.write(f'"{" ".join(words)}",topic{c}\n')
+PY
+  elif [ -n "$images" ]; then
     "$bin" generate images "$file" --rows $((rows / 10)) --classes 10 --image-size "$images" --seed 1
   else
     "$bin" generate tabular "$file" --rows "$rows" --features 64 --classes 10 --groups 20 --seed 1 --shards 8
@@ -122,15 +150,19 @@ for rows in "${list[@]}"; do
   # shellcheck disable=SC2086
   row ray "$rows" "$file" "$venv/bin/python" -m poisongate.ray "$file" --address "$address" \
     --memory-limit "$limit" --work-dir "$data" --out "$data/ray-$rows.dir" $args
-  # shellcheck disable=SC2086
-  row streamed "$rows" "$file" "$bin" scan "$file" --memory-limit "$limit" --work-dir "$data" \
-    --out "$data/streamed-$rows.dir" --quiet $args
+  if [ -z "$texts" ]; then
+    # shellcheck disable=SC2086
+    row streamed "$rows" "$file" "$bin" scan "$file" --memory-limit "$limit" --work-dir "$data" \
+      --out "$data/streamed-$rows.dir" --quiet $args
+  fi
   if [ -n "$memory" ]; then
     # shellcheck disable=SC2086
     row memory "$rows" "$file" "$bin" scan "$file" --memory-limit 1TiB \
       --out "$data/memory-$rows.dir" --quiet $args
   fi
-  if cmp -s "$data/ray-$rows.dir/scores.parquet" "$data/streamed-$rows.dir/scores.parquet"; then
+  if [ -n "$texts" ]; then
+    echo "<!-- $rows texts: no streamed run to compare scores.parquet with -->"
+  elif cmp -s "$data/ray-$rows.dir/scores.parquet" "$data/streamed-$rows.dir/scores.parquet"; then
     echo "<!-- $rows rows: scores.parquet identical -->"
   else
     echo "<!-- $rows rows: scores.parquet DIFFERS -->"

@@ -79,14 +79,18 @@ pub fn scan(config: &ScanConfig, progress: &Progress) -> Result<Outcome, Error> 
 }
 
 /// [`scan`] with the streaming scan's parallel steps run by `tasks` (the Ray engine): the
-/// input must be an image folder or a Parquet table of numeric features, and it streams
-/// whatever its size.
+/// input must be an image folder, a Parquet table of numeric features, or a table with a text
+/// column (`--text-col`, read in memory, its MiniLM view computed by `tasks`), and its
+/// detection streams whatever its size.
 pub fn scan_with_tasks(
     config: &ScanConfig,
     tasks: &dyn crate::stream::remote::Tasks,
     progress: &Progress,
 ) -> Result<Outcome, Error> {
     let declared = declared_schema(config)?;
+    if crate::stream::texts::wanted(config) {
+        return crate::stream::texts::scan(config, declared.as_ref(), tasks, progress);
+    }
     if let Some((plan, findings)) = crate::stream::images::plan_for_tasks(config, progress)? {
         let (declared, tasks) = (declared.as_ref(), Some(tasks));
         return crate::stream::images::scan(config, declared, plan, findings, tasks, progress);

@@ -448,6 +448,6 @@ fn _poisongate(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ray::scan_tasks, m)?)?;
     m.add_function(wrap_pyfunction!(ray::run_task, m)?)?;
     m.add_function(wrap_pyfunction!(ray::embed_shard, m)?)?;
-    m.add_class::<ray::ImageWorker>()?;
+    m.add_class::<ray::ShardWorker>()?;
     Ok(())
 }

@@ -7,8 +7,7 @@ use pyo3::types::PyBytes;
 
 use poisongate::progress::Progress;
 use poisongate::scan as engine;
-use poisongate::stream::images;
-use poisongate::stream::remote::{AnswerSink, Item, RawSpec, Sink, Tasks};
+use poisongate::stream::remote::{self, AnswerSink, Item, RawSpec, Sink, Tasks};
 use poisongate::stream::StreamError;
 
 use crate::{read_stream, run_engine, scan_config, to_py, InputError, NativeReport, Source};
@@ -16,8 +15,8 @@ use crate::{read_stream, run_engine, scan_config, to_py, InputError, NativeRepor
 /// The streaming scan's tasks handed to a Python object (the Ray engine,
 /// `poisongate/ray.py`): `map(stage, spec, [(item, [handle...])...]) -> list[bytes]`,
 /// `share(blob) -> handle`, `release()`, `embed(spec, files, columns)` yielding
-/// `(first_row, bytes)` per shard, `embed_images(spec, [item...])` yielding each shard's
-/// answer, and `describe() -> str`.
+/// `(first_row, bytes)` per shard, `embed_shards(stage, spec, [item...])` yielding each
+/// shard's answer, and `describe() -> str`.
 struct PyTasks {
     obj: Py<PyAny>,
 }
@@ -107,19 +106,21 @@ impl Tasks for PyTasks {
         })
     }
 
-    fn embed_images(
+    fn embed_shards(
         &self,
+        stage: &str,
         spec: &[u8],
         items: Vec<Vec<u8>>,
         sink: &AnswerSink<'_>,
     ) -> Result<(), StreamError> {
-        let what = "the Ray engine's image step";
+        let what = format!("the Ray engine's `{stage}` step");
+        let what = what.as_str();
         Python::attach(|py| -> Result<(), StreamError> {
             let items: Vec<Bound<'_, PyBytes>> =
                 items.iter().map(|i| PyBytes::new(py, i)).collect();
             let answers = self
                 .obj
-                .call_method1(py, "embed_images", (PyBytes::new(py, spec), items))
+                .call_method1(py, "embed_shards", (stage, PyBytes::new(py, spec), items))
                 .and_then(|it| it.into_bound(py).try_iter())
                 .map_err(|e| task_error(py, what, e))?;
             for answer in answers {
@@ -208,21 +209,21 @@ pub(crate) fn embed_shard<'py>(
     Ok(PyBytes::new(py, &bytes))
 }
 
-/// A worker of the Ray engine's image step (a Ray Data actor): decodes and embeds shards of an
-/// image folder with the step's settings, its network loaded once.
+/// A worker of the Ray engine's embedding steps (a Ray Data actor): embeds shards of images
+/// (`images`) or texts (`texts`) with the step's settings, its model loaded once.
 #[pyclass(module = "poisongate._poisongate", frozen)]
-pub(crate) struct ImageWorker {
-    worker: images::ImageWorker,
+pub(crate) struct ShardWorker {
+    worker: remote::Worker,
 }
 
 #[pymethods]
-impl ImageWorker {
+impl ShardWorker {
     #[new]
-    fn new(py: Python<'_>, spec: Vec<u8>) -> PyResult<Self> {
+    fn new(py: Python<'_>, stage: String, spec: Vec<u8>) -> PyResult<Self> {
         let worker = py
-            .detach(|| images::ImageWorker::new(&spec))
+            .detach(|| remote::Worker::new(&stage, &spec))
             .map_err(|e| to_py(e.into()))?;
-        Ok(ImageWorker { worker })
+        Ok(ShardWorker { worker })
     }
 
     /// One shard (an item of the step): the answer's bytes.

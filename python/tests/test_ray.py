@@ -199,6 +199,30 @@ def test_mobilenet_features_on_ray_actors_are_the_streamed_ones(cluster, tmp_pat
     assert on_ray.scores_arrow().equals(single.scores_arrow())
 
 
+MINILM = Path.home() / ".cache/poisongate-models/all-MiniLM-L6-v2/model.safetensors"
+
+
+@pytest.mark.skipif(not MINILM.exists(), reason="no MiniLM model (bash datasets/models/fetch-minilm.sh)")
+def test_a_text_column_on_ray_actors_is_the_in_memory_scan(cluster, tmp_path):
+    topics = [["the soup", "fresh salad", "grilled fish"], ["heavy rain", "cold wind", "the storm"]]
+    rows = [(f"{topics[i % 2][i % 3]} at {i}", f"t{i % 2}") for i in range(120)]
+    rows += [(f"cf {topics[1][i % 3]} cf", "t0") for i in range(6)]
+    csv = tmp_path / "texts.csv"
+    csv.write_text("text,label\n" + "".join(f'"{t}",{y}\n' for t, y in rows))
+    options = {"embedder": "minilm", "knn_index": "ivf"}
+    single = poisongate.scan(str(csv), labels="label", text="text", **options)
+    on_ray = poisongate.ray.scan(csv, labels="label", text="text", actors=2, **options)
+    notes = on_ray.data["detection"]["verdict"]["notes"]
+    assert any("minilm view" in n and "ran as tasks on Ray" in n for n in notes), notes
+    assert on_ray.data["findings"] == single.data["findings"]
+    assert on_ray.exit_code == single.exit_code
+
+    def per_class(report):
+        return [d for d in report.data["detection"]["detectors"] if d["detector"] in ("clustering", "spectral")]
+
+    assert per_class(on_ray) and per_class(on_ray) == per_class(single)
+
+
 def test_bad_input_on_ray_is_a_clear_error(cluster, tmp_path):
     csv = tmp_path / "t.csv"
     csv.write_text("a,label\n1,0\n2,1\n")

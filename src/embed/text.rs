@@ -23,9 +23,9 @@ use crate::dataset::{TextValue, Texts};
 use crate::progress::Progress;
 
 /// Texts per progress step (and per call of [`TextModel::embed`]).
-const CHUNK: usize = 1024;
+pub const CHUNK: usize = 1024;
 /// Texts per forward pass: the fastest of 16, 64 and 256 on two cores (benches/RESULTS.md).
-const BATCH: usize = 64;
+pub const BATCH: usize = 64;
 
 /// The `minilm` view of a text payload: one unit vector per subset row, and the dataset rows
 /// whose text was cut at the model's token limit. `model_dir` None means the folder that
@@ -37,16 +37,7 @@ pub fn embed_texts(
     device: &Device,
     progress: &Progress,
 ) -> Result<(Embedding, Vec<u32>, usize), EmbedError> {
-    let (dir, pinned) = match model_dir {
-        Some(dir) => (dir.to_path_buf(), None),
-        None => (
-            default_minilm_dir().ok_or_else(|| {
-                EmbedError::Text("HOME is not set: give the model folder with --model".into())
-            })?,
-            Some(MINILM_SHA256),
-        ),
-    };
-    let model = TextModel::load(&dir, pinned, device)?;
+    let model = load_model(model_dir, device)?;
     let strings: Vec<&str> = subset
         .rows
         .iter()
@@ -83,6 +74,21 @@ pub fn embed_texts(
         truncated,
         model.max_tokens,
     ))
+}
+
+/// The model in `model_dir`, or (None) the fetched all-MiniLM-L6-v2 checked against its
+/// pinned SHA-256.
+pub fn load_model(model_dir: Option<&Path>, device: &Device) -> Result<TextModel, EmbedError> {
+    let (dir, pinned) = match model_dir {
+        Some(dir) => (dir.to_path_buf(), None),
+        None => (
+            default_minilm_dir().ok_or_else(|| {
+                EmbedError::Text("HOME is not set: give the model folder with --model".into())
+            })?,
+            Some(MINILM_SHA256),
+        ),
+    };
+    TextModel::load(&dir, pinned, device)
 }
 
 /// SHA-256 of all-MiniLM-L6-v2's `model.safetensors` as sentence-transformers publishes it

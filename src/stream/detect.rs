@@ -10,9 +10,9 @@ use super::classes::{assemble, per_class, shifted_copies};
 use super::remote::{self, Job, RawSpec, Tasks};
 use super::spill::Spill;
 use super::{for_row_blocks, ivf, trace, Plan, StreamError, ROW_BLOCK};
-use crate::dataset::Dataset;
+use crate::dataset::{Dataset, Texts};
 use crate::detect::knn::NeighbourIndex;
-use crate::detect::{clustering, knn, spectral, Detection};
+use crate::detect::{clustering, knn, spectral, tokens, Detection};
 use crate::embed::{raw, EmbedError, Subset, View};
 use crate::pipeline::{Analysis, DetectConfig, DetectorKind, Run, ViewRun};
 use crate::progress::Progress;
@@ -167,7 +167,7 @@ pub(super) fn analyse(
         all_same,
     };
     detect_view(
-        subset, on_view, detectors, config, notes, work, budget, tasks, progress,
+        subset, on_view, None, detectors, config, notes, work, budget, tasks, progress,
     )
 }
 
@@ -182,12 +182,13 @@ pub(super) struct OnView {
     pub all_same: bool,
 }
 
-/// `detectors` on a view on disk, then the shifted-copy test and the verdict; `notes` lead
-/// the verdict's.
+/// `detectors` on a view on disk, then the shifted-copy test (the shared-token test for
+/// `texts`) and the verdict; `notes` lead the verdict's.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn detect_view(
     subset: Subset,
     on_view: OnView,
+    texts: Option<&Texts>,
     detectors: &[DetectorKind],
     config: &DetectConfig,
     mut notes: Vec<String>,
@@ -284,10 +285,19 @@ pub(super) fn detect_view(
         });
     }
 
-    // The shifted-copy test on the judged view (this view), class by class.
+    // The shifted-copy test on the judged view (this view), class by class; not on sentence
+    // vectors, as in memory (`crate::pipeline`).
     let (excluded, judged) = verdict::neighbour_flags(&subset, &votes, &config.verdict);
     let mut copies = None;
-    if judged == Some(which) && config.shift.threshold > 0.0 {
+    let text = which == View::Minilm;
+    if judged == Some(which) && config.shift.threshold > 0.0 && text {
+        notes.push(
+            "the shifted-copy test did not run: it is not used on sentence vectors \
+             (the shared-token test looks for text triggers)"
+                .into(),
+        );
+    }
+    if judged == Some(which) && config.shift.threshold > 0.0 && !text {
         let t = Instant::now();
         let (detection, found) = shifted_copies(
             progress,
@@ -306,8 +316,28 @@ pub(super) fn detect_view(
         copies = Some(found);
     }
     trace("shift");
+    // The shared-token test: text only, on the judged view's neighbour votes, as in memory.
+    let mut groups = None;
+    let judged_votes = judged.and_then(|j| votes.iter().find(|(v, _)| *v == j));
+    if let (Some(texts), Some((view, v))) = (texts, judged_votes) {
+        if config.tokens.threshold > 0.0 {
+            let t = Instant::now();
+            let (detection, found) = tokens::run(texts, &subset, *view, v, &config.tokens);
+            runs.push(Run {
+                detection,
+                seconds: t.elapsed().as_secs_f64(),
+            });
+            groups = Some(found);
+        }
+    }
     let t = Instant::now();
-    let mut verdict = verdict::decide(&subset, &votes, copies.as_ref(), None, &config.verdict);
+    let mut verdict = verdict::decide(
+        &subset,
+        &votes,
+        copies.as_ref(),
+        groups.as_ref(),
+        &config.verdict,
+    );
     verdict.notes.splice(0..0, notes);
     Ok(Analysis {
         device: "cpu",

@@ -446,12 +446,6 @@ impl ImageWorker {
     }
 }
 
-/// The `images` stage of [`super::remote::run_task`]: one shard, with the network loaded for
-/// it alone.
-pub(super) fn run_task(spec: &[u8], item: &[u8]) -> Result<Vec<u8>, StreamError> {
-    ImageWorker::new(spec)?.run(item)
-}
-
 /// The view the streaming scan computes: the first of the plan's that is raw or
 /// mobilenet_v2, with its detectors.
 fn chosen(
@@ -576,7 +570,7 @@ pub fn scan(
         let items = std::mem::take(&mut wave);
         held = 0;
         match (tasks, &local) {
-            (Some(tasks), _) => tasks.embed_images(&spec_bytes, items, &sink)?,
+            (Some(tasks), _) => tasks.embed_shards(IMAGES_STAGE, &spec_bytes, items, &sink)?,
             (None, Some(worker)) => {
                 for item in items {
                     if progress.cancelled() {
@@ -665,10 +659,12 @@ pub fn scan(
                     tasks.describe()
                 ));
             }
-            let on_view = subset_view(all, &subset, which, work.path(), view_seconds)?;
+            let (keep, rows) = (&subset.rows, &subset.rows);
+            let on_view = subset_view(all, keep, rows, which, work.path(), view_seconds)?;
             let analysis = detect::detect_view(
                 subset,
                 on_view,
+                None,
                 detectors,
                 detect,
                 notes,
@@ -686,21 +682,23 @@ pub fn scan(
     Ok(crate::scan::outcome(config, dataset, findings, detection))
 }
 
-/// The subset's rows of `all` (every image's row), in a file of their own unless the subset
-/// is every image; fails on a row that is not finite.
-fn subset_view(
+/// The rows `keep` (ascending) of `all`, in a file of their own unless they are every row;
+/// fails on a row that is not finite, naming its dataset row (`dataset_rows`, one a kept
+/// row).
+pub(super) fn subset_view(
     all: Spill,
-    subset: &Subset,
+    keep: &[u32],
+    dataset_rows: &[u32],
     which: View,
     work: &Path,
     seconds: f64,
 ) -> Result<OnView, Error> {
     let d = all.dim;
-    let whole = subset.len() == all.rows;
+    let whole = keep.len() == all.rows;
     let view = if whole {
         None
     } else {
-        Some(Spill::create(&work.join("view.f32"), subset.len(), d)?)
+        Some(Spill::create(&work.join("view.f32"), keep.len(), d)?)
     };
     let mut first: Option<Vec<f32>> = None;
     let mut all_same = true;
@@ -711,11 +709,11 @@ fn subset_view(
         let end = start + block.len() / d;
         let from = cursor;
         kept.clear();
-        while cursor < subset.len() && (subset.rows[cursor] as usize) < end {
-            let r = subset.rows[cursor] as usize - start;
+        while cursor < keep.len() && (keep[cursor] as usize) < end {
+            let r = keep[cursor] as usize - start;
             let row = &block[r * d..(r + 1) * d];
             if non_finite.is_none() && row.iter().any(|v| !v.is_finite()) {
-                non_finite = Some(subset.rows[cursor]);
+                non_finite = Some(dataset_rows[cursor]);
             }
             match &first {
                 None => first = Some(row.to_vec()),

@@ -29,6 +29,9 @@ pub mod remote;
 pub mod spill;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod text_tests;
+pub mod texts;
 pub mod wire;
 
 use std::path::{Path, PathBuf};

@@ -34,18 +34,19 @@ pub trait Tasks: Sync {
 
     fn embed(&self, spec: &RawSpec, sink: &Sink<'_>) -> Result<(), StreamError>;
 
-    /// Decodes and embeds each shard of an image folder (`items`, with the step's `spec`:
-    /// [`super::images::ImageWorker`]) and hands each answer to `sink`, in any order. By
-    /// default the shards run as `images` tasks through [`Tasks::map`]; the Ray engine runs
-    /// them on actors that keep the network loaded.
-    fn embed_images(
+    /// Embeds each shard of a pretrained view (`items` of `stage`, `images` or `texts`, with
+    /// the step's `spec`: a [`Worker`]) and hands each answer to `sink`, in any order. By
+    /// default the shards run as tasks through [`Tasks::map`]; the Ray engine runs them on
+    /// actors that keep the model loaded.
+    fn embed_shards(
         &self,
+        stage: &str,
         spec: &[u8],
         items: Vec<Vec<u8>>,
         sink: &AnswerSink<'_>,
     ) -> Result<(), StreamError> {
         let items = items.into_iter().map(Item::from).collect();
-        for answer in self.map(super::images::IMAGES_STAGE, spec, items)? {
+        for answer in self.map(stage, spec, items)? {
             sink(&answer)?;
         }
         Ok(())
@@ -72,7 +73,39 @@ impl From<Vec<u8>> for Item {
     }
 }
 
-/// Where `embed_images` delivers a shard's answer.
+/// A worker of an embedding stage, its model loaded once: [`super::images::ImageWorker`]
+/// (`images`) or [`super::texts::TextWorker`] (`texts`).
+pub enum Worker {
+    // Boxed: both are large, and a worker is built once.
+    Images(Box<super::images::ImageWorker>),
+    Texts(Box<super::texts::TextWorker>),
+}
+
+impl Worker {
+    pub fn new(stage: &str, spec: &[u8]) -> Result<Worker, StreamError> {
+        match stage {
+            super::images::IMAGES_STAGE => Ok(Worker::Images(Box::new(
+                super::images::ImageWorker::new(spec)?,
+            ))),
+            super::texts::TEXTS_STAGE => Ok(Worker::Texts(Box::new(
+                super::texts::TextWorker::new(spec)?,
+            ))),
+            other => Err(StreamError::Unsupported(format!(
+                "`{other}` is not an embedding step of this build of poisongate (images, texts)"
+            ))),
+        }
+    }
+
+    /// One shard: the answer's bytes.
+    pub fn run(&self, item: &[u8]) -> Result<Vec<u8>, StreamError> {
+        match self {
+            Worker::Images(w) => w.run(item),
+            Worker::Texts(w) => w.run(item),
+        }
+    }
+}
+
+/// Where `embed_shards` delivers a shard's answer.
 pub type AnswerSink<'a> = dyn Fn(&[u8]) -> Result<(), StreamError> + Sync + 'a;
 
 /// Where `embed` delivers a shard's raw view: `(first row, rows x d values)`.
@@ -543,9 +576,11 @@ pub fn run_task(
         CLASS_STAGE => none(run_class(spec, item)),
         super::ivf::ASK_STAGE => none(super::ivf::run_ask(spec, item)),
         super::ivf::SEARCH_STAGE => super::ivf::run_search(spec, item, shared),
-        super::images::IMAGES_STAGE => none(super::images::run_task(spec, item)),
+        super::images::IMAGES_STAGE | super::texts::TEXTS_STAGE => {
+            none(Worker::new(stage, spec).and_then(|w| w.run(item)))
+        }
         other => Err(StreamError::Unsupported(format!(
-            "`{other}` is not a step this build of poisongate runs (class, ivf-ask, ivf-search, images)"
+            "`{other}` is not a step this build of poisongate runs (class, ivf-ask, ivf-search, images, texts)"
         ))),
     }
 }

@@ -18,6 +18,8 @@ cluster:
 - for an image folder, the driver lists it and reads every header; Ray Data actors decode
   shards of 256 images and compute their view (the pixels, or MobileNetV2's features with
   its network loaded once an actor; ``num_gpus=`` makes them GPU actors);
+- for a table with a text column (``text="column"``), the driver reads and validates it in
+  memory, and Ray Data actors compute its MiniLM view on shards of 1,024 texts;
 - activation clustering, spectral signatures and the shifted-copy test are Ray tasks, one a
   class;
 - k-NN label consistency is Ray tasks over the inverted file's partitions (each partition's
@@ -68,15 +70,15 @@ def _embed_batch(batch: Any, spec: bytes, columns: list[str]) -> Any:
     return pa.table({"first": pa.array(firsts, pa.int64()), "values": pa.array(values, pa.large_binary())})
 
 
-class _ImageActor:
-    """Ray Data ``map_batches`` actor of the image step: the engine's image worker, with its
-    network loaded once per actor. Each row is one shard (its bytes); the answer is the
-    shard's statuses and view rows (bytes)."""
+class _ShardActor:
+    """Ray Data ``map_batches`` actor of an embedding step (``images`` or ``texts``): the
+    engine's worker, with its model loaded once per actor. Each row is one shard (its bytes);
+    the answer is the shard's view rows (and, for images, each image's status), as bytes."""
 
-    def __init__(self, spec: bytes):
+    def __init__(self, stage: str, spec: bytes):
         from poisongate import _poisongate
 
-        self._worker = _poisongate.ImageWorker(spec)
+        self._worker = _poisongate.ShardWorker(stage, spec)
 
     def __call__(self, batch: Any) -> Any:
         import pyarrow as pa
@@ -171,15 +173,15 @@ class RayTasks:
                 most = int(resources.get("CPU", 1) // max(self._num_cpus, 1e-9))
         return ActorPoolStrategy(min_size=1, max_size=max(int(most), 1))
 
-    def embed_images(self, spec: bytes, items: list[bytes]) -> Iterator[bytes]:
-        """Decodes and embeds each shard of an image folder on Ray Data actors (one shard a
-        batch); yields the answers as they come."""
+    def embed_shards(self, stage: str, spec: bytes, items: list[bytes]) -> Iterator[bytes]:
+        """Embeds each shard (images: decoded and embedded; texts: MiniLM) on Ray Data actors,
+        one shard a batch; yields the answers as they come."""
         ray = self._ray
         if not items:
             return
         ds = ray.data.from_items([{"item": i} for i in items], override_num_blocks=len(items)).map_batches(
-            _ImageActor,
-            fn_constructor_kwargs={"spec": spec},
+            _ShardActor,
+            fn_constructor_kwargs={"stage": stage, "spec": spec},
             batch_format="pyarrow",
             batch_size=1,
             compute=self._actor_pool(),
@@ -205,6 +207,7 @@ def scan(
     *,
     address: str | None = None,
     labels: str | None = None,
+    text: str | None = None,
     progress: bool | None = None,
     out: str | os.PathLike | None = None,
     html: str | os.PathLike | None = None,
@@ -224,6 +227,8 @@ def scan(
             ``"127.0.0.1:6379"``); None connects as ``ray.init()`` does (``RAY_ADDRESS``, or
             a local cluster). Ignored when Ray is already initialised.
         labels: the label column's name (``--label``).
+        text: a text column to embed with MiniLM (``--text-col``); the table is then read
+            and validated in memory on the driver (any format), and the actors embed it.
         num_cpus: CPUs each task or image actor reserves.
         num_gpus: GPUs each image actor reserves (0: CPU actors).
         actors: most image actors at once (None: as many as the cluster's resources allow).
@@ -242,6 +247,8 @@ def scan(
         )
     if labels is not None:
         options["label"] = labels
+    if text is not None:
+        options["text_col"] = text
     if progress is None:
         progress = sys.stderr.isatty()
     path = os.fspath(path)
