@@ -75,7 +75,22 @@ pub fn scan(config: &ScanConfig, progress: &Progress) -> Result<Outcome, Error> 
         None => {}
     }
     let (dataset, findings) = load(&config.input, declared.as_ref(), progress)?;
-    finish(config, declared.as_ref(), dataset, findings, progress)
+    finish_or_stream(config, declared.as_ref(), dataset, findings, progress)
+}
+
+/// [`finish`], or for a text table whose in-memory scan is estimated over the memory limit,
+/// its detection with the MiniLM view on disk (`stream::texts`).
+fn finish_or_stream(
+    config: &ScanConfig,
+    declared: Option<&Schema>,
+    dataset: Dataset,
+    findings: Vec<Finding>,
+    progress: &Progress,
+) -> Result<Outcome, Error> {
+    if crate::stream::texts::streams(config, &dataset).is_some() {
+        return crate::stream::texts::finish(config, declared, dataset, findings, None, progress);
+    }
+    finish(config, declared, dataset, findings, progress)
 }
 
 /// [`scan`] with the streaming scan's parallel steps run by `tasks` (the Ray engine): the
@@ -115,7 +130,7 @@ pub fn scan_frame(
 ) -> Result<Outcome, Error> {
     let declared = declared_schema(config)?;
     let (dataset, findings) = load_frame(&config.input, frame, declared.as_ref(), progress)?;
-    finish(config, declared.as_ref(), dataset, findings, progress)
+    finish_or_stream(config, declared.as_ref(), dataset, findings, progress)
 }
 
 /// [`load`] of a table already in memory; `config.path` only names it.

@@ -6,11 +6,11 @@ use std::path::Path;
 
 use clap::Parser;
 
-use super::tests::{json, Loopback};
+use super::tests::{comparable, json, Loopback};
 use crate::cli::config::ScanConfig;
 use crate::progress::Progress;
 use crate::report::detection::Outcome as Detected;
-use crate::scan::scan;
+use crate::scan::{scan, Outcome};
 
 fn have_minilm() -> bool {
     let found = crate::embed::text::default_minilm_dir()
@@ -21,7 +21,7 @@ fn have_minilm() -> bool {
     found
 }
 
-/// 3 topics x 100 sentences, 12 sentences of topic 1 with the word "cf" labelled 0, a null
+/// 315 rows: 3 topics x 100 sentences, 12 sentences of topic 1 with the word "cf" labelled 0, a null
 /// text, a copy of a sentence under another label, and a text past the model's 256 tokens.
 fn write_csv(path: &Path) {
     let topics = [
@@ -158,4 +158,64 @@ fn a_text_column_embedded_by_tasks_finds_what_the_in_memory_scan_finds() {
         assert_eq!(x.flags, y.flags, "{}", x.detector);
     }
     assert_eq!(memory.report.status(), remote.report.status());
+}
+
+#[test]
+fn a_text_table_over_the_limit_streams_its_view_as_its_tasks_do() {
+    assert_eq!(
+        super::texts::in_memory_bytes(1000, 50_000),
+        50_000 + 1000 * (384 * 4 * 2 + 200)
+    );
+    if !have_minilm() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("texts.csv");
+    write_csv(&path);
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let argv = [
+        "--text-col",
+        "text",
+        "--embedder",
+        "minilm",
+        "--memory-limit",
+        "64KiB",
+    ];
+    let config = config_of(&path, &work, &argv);
+    let streamed = scan(&config, &Progress::hidden()).unwrap();
+    let remote =
+        crate::scan::scan_with_tasks(&config, &Loopback::default(), &Progress::hidden()).unwrap();
+    assert_eq!(
+        std::fs::read_dir(&work).unwrap().count(),
+        0,
+        "the work folder is gone"
+    );
+    let Detected::Ran(a) = &streamed.detection else {
+        panic!("detection ran")
+    };
+    assert!(
+        a.verdict
+            .notes
+            .iter()
+            .any(|n| n.starts_with("streamed:") && n.contains("315 texts")),
+        "{:?}",
+        a.verdict.notes
+    );
+    assert_eq!(comparable(&streamed), comparable(&remote));
+    let scores =
+        |o: &Outcome| crate::report::scores::batch(&o.dataset, &o.flags, &o.detection).unwrap();
+    assert_eq!(scores(&streamed), scores(&remote));
+    // Under a limit it fits, the same table is scanned in memory.
+    let config = config_of(
+        &path,
+        &work,
+        &["--text-col", "text", "--memory-limit", "1GiB"],
+    );
+    let memory = scan(&config, &Progress::hidden()).unwrap();
+    let Detected::Ran(b) = &memory.detection else {
+        panic!("detection ran")
+    };
+    assert!(!b.verdict.notes.iter().any(|n| n.starts_with("streamed:")));
+    assert_eq!(b.views.len(), 2, "the minilm and probe views, in memory");
 }

@@ -173,14 +173,57 @@ pub fn scan(
     tasks: &dyn Tasks,
     progress: &Progress,
 ) -> Result<Outcome, Error> {
-    let (dataset, mut findings) = crate::scan::load(&config.input, declared, progress)?;
-    let Payload::Text(texts) = &dataset.payload else {
+    let (dataset, findings) = crate::scan::load(&config.input, declared, progress)?;
+    if !matches!(dataset.payload, Payload::Text(_)) {
         return Err(StreamError::Unsupported(format!(
             "{}: the Ray engine embeds a text column named with --text-col; this table's payload is {}",
             config.input.path.display(),
             dataset.payload.kind()
         ))
         .into());
+    }
+    finish(config, declared, dataset, findings, Some(tasks), progress)
+}
+
+/// Bytes a text table's in-memory scan is estimated to hold at its peak, beyond the texts
+/// (`text_bytes`): the MiniLM view and the probe's copy of its input (384 f32 each), and
+/// about 200 bytes a row for labels, neighbours, votes and scores.
+pub fn in_memory_bytes(rows: u64, text_bytes: u64) -> u64 {
+    text_bytes.saturating_add(rows.saturating_mul(384 * 4 * 2 + 200))
+}
+
+/// The estimate and the limit, where `dataset` (read with `config`) is a text table whose
+/// detection is streamed: its in-memory estimate is over the memory limit.
+pub fn streams(config: &ScanConfig, dataset: &crate::dataset::Dataset) -> Option<(u64, u64)> {
+    let Payload::Text(texts) = &dataset.payload else {
+        return None;
+    };
+    config.detect.as_ref()?;
+    let limit = config.memory_limit.or_else(super::default_limit)?;
+    let text_bytes: u64 = texts
+        .values
+        .iter()
+        .map(|v| match v {
+            TextValue::Text(s) => s.len() as u64,
+            _ => 0,
+        })
+        .sum();
+    let estimate = in_memory_bytes(texts.values.len() as u64, text_bytes);
+    (estimate > limit).then_some((estimate, limit))
+}
+
+/// Validation of a text table read in memory, then detection with its MiniLM view computed
+/// in shards (by `tasks`, or in this process) and kept on disk.
+pub fn finish(
+    config: &ScanConfig,
+    declared: Option<&Schema>,
+    dataset: crate::dataset::Dataset,
+    mut findings: Vec<crate::validate::Finding>,
+    tasks: Option<&dyn Tasks>,
+    progress: &Progress,
+) -> Result<Outcome, Error> {
+    let Payload::Text(texts) = &dataset.payload else {
+        return Err(StreamError::Unsupported("a text table was expected".into()).into());
     };
     findings.extend(validate::rows::check(&dataset, declared));
     validate::finish(&mut findings, &dataset, config.strict);
@@ -262,7 +305,18 @@ pub fn scan(
                 bar.inc(count as u64);
                 Ok(())
             };
-            tasks.embed_shards(TEXTS_STAGE, &spec.encode(), items, &sink)?;
+            match tasks {
+                Some(tasks) => tasks.embed_shards(TEXTS_STAGE, &spec.encode(), items, &sink)?,
+                None => {
+                    let worker = TextWorker::new(&spec.encode())?;
+                    for item in items {
+                        if progress.cancelled() {
+                            return Err(EmbedError::Cancelled.into());
+                        }
+                        sink(&worker.run(&item)?)?;
+                    }
+                }
+            }
             bar.finish_and_clear();
             let (covered, mut truncated, limit) = done.into_inner().unwrap_or_else(|e| e.into_inner());
             if let Some(missing) = covered.iter().position(|&c| !c) {
@@ -273,10 +327,22 @@ pub fn scan(
                 .into());
             }
             truncated.sort_unstable();
-            let mut notes = vec![format!(
-                "the minilm view, the per-class detectors and the k-NN search ran as tasks on {}; reading, validation, the partition and the verdict ran in this process, and the view was kept on disk",
-                tasks.describe()
-            )];
+            let memory_limit = config.memory_limit.or_else(super::default_limit);
+            let mut notes = Vec::new();
+            if let Some((estimate, limit)) = streams(config, &dataset) {
+                notes.push(format!(
+                    "streamed: the in-memory scan of {} texts was estimated at {}, over the memory limit of {} (--memory-limit); the minilm view was computed in shards of {CHUNK} and kept on disk",
+                    texts.values.len(),
+                    super::detect::bytes(estimate),
+                    super::detect::bytes(limit)
+                ));
+            }
+            if let Some(tasks) = tasks {
+                notes.push(format!(
+                    "the minilm view, the per-class detectors and the k-NN search ran as tasks on {}; reading, validation, the partition and the verdict ran in this process, and the view was kept on disk",
+                    tasks.describe()
+                ));
+            }
             for (other, _) in detect
                 .plan
                 .iter()
@@ -301,9 +367,9 @@ pub fn scan(
             let on_view =
                 subset_view(view, &keep, &subset.rows, View::Minilm, work.path(), seconds)?;
             drop(keep);
-            // A sixteenth of the limit, as for every scan whose steps run as tasks.
-            let limit = config.memory_limit.or_else(super::default_limit);
-            let budget = (limit.unwrap_or(4 << 30) / 16) as usize;
+            // A sixteenth of the limit with tasks, a quarter without, as for tables.
+            let share = if tasks.is_some() { 16 } else { 4 };
+            let budget = (memory_limit.unwrap_or(4 << 30) / share) as usize;
             let analysis = detect::detect_view(
                 subset,
                 on_view,
@@ -313,7 +379,7 @@ pub fn scan(
                 notes,
                 work.path(),
                 budget,
-                Some(tasks),
+                tasks,
                 progress,
             )?;
             detection::Outcome::Ran(Box::new(analysis))
