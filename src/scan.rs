@@ -39,6 +39,9 @@ pub struct Outcome {
     pub detection: detection::Outcome,
 }
 
+/// Why detection is skipped on a dataset without labels.
+pub(crate) const NO_LABELS: &str = "the dataset has no label column (name one with --label); every detector compares samples within and across classes";
+
 /// Runs detection, or says why it cannot run on this dataset (no labels). Real failures (an unreadable `.npy`, a diverging probe) are errors.
 fn detect_outcome(
     dataset: &Dataset,
@@ -46,9 +49,7 @@ fn detect_outcome(
     progress: &Progress,
 ) -> Result<detection::Outcome, Error> {
     if dataset.labels.is_none() {
-        return Ok(detection::Outcome::Skipped(
-            "the dataset has no label column (name one with --label); every detector compares samples within and across classes".into(),
-        ));
+        return Ok(detection::Outcome::Skipped(crate::scan::NO_LABELS.into()));
     }
     match analyse(dataset, config, progress)? {
         Some(analysis) => Ok(detection::Outcome::Ran(Box::new(analysis))),

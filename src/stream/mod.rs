@@ -439,9 +439,7 @@ pub fn scan(
     // 3. Detection.
     let detection = match (&config.detect, Subset::usable(&dataset)) {
         (None, _) => detection::Outcome::NotRequested,
-        (Some(_), None) => detection::Outcome::Skipped(
-            "the dataset has no label column (name one with --label); every detector compares samples within and across classes".into(),
-        ),
+        (Some(_), None) => detection::Outcome::Skipped(crate::scan::NO_LABELS.into()),
         (Some(detect), Some(subset)) => {
             // A batch handed to tasks exists several times at once in this process: the
             // items, their Python bytes, Ray's serialised copy and the object store's pages

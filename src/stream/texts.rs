@@ -229,9 +229,7 @@ pub fn finish(
     validate::finish(&mut findings, &dataset, config.strict);
     let detection = match (&config.detect, Subset::usable(&dataset)) {
         (None, _) => detection::Outcome::NotRequested,
-        (Some(_), None) => detection::Outcome::Skipped(
-            "the dataset has no label column (name one with --label); every detector compares samples within and across classes".into(),
-        ),
+        (Some(_), None) => detection::Outcome::Skipped(crate::scan::NO_LABELS.into()),
         (Some(detect), Some(subset)) => {
             if subset.is_empty() {
                 let why = subset.excluded.first().map_or("no rows", |e| e.1);
@@ -318,7 +316,8 @@ pub fn finish(
                 }
             }
             bar.finish_and_clear();
-            let (covered, mut truncated, limit) = done.into_inner().unwrap_or_else(|e| e.into_inner());
+            let (covered, mut truncated, limit) =
+                done.into_inner().unwrap_or_else(|e| e.into_inner());
             if let Some(missing) = covered.iter().position(|&c| !c) {
                 return Err(StreamError::Unsupported(format!(
                     "the text shard at {} has no answer",
@@ -364,8 +363,14 @@ pub fn finish(
             }
             let keep: Vec<u32> = (0..subset.len() as u32).collect();
             let seconds = t.elapsed().as_secs_f64();
-            let on_view =
-                subset_view(view, &keep, &subset.rows, View::Minilm, work.path(), seconds)?;
+            let on_view = subset_view(
+                view,
+                &keep,
+                &subset.rows,
+                View::Minilm,
+                work.path(),
+                seconds,
+            )?;
             drop(keep);
             // A sixteenth of the limit with tasks, a quarter without, as for tables.
             let share = if tasks.is_some() { 16 } else { 4 };
