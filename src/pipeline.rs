@@ -149,30 +149,21 @@ pub fn analyse(
     // A text column has no raw view: the sentence model's vectors take its place, and the
     // probe trains on them. Computed once, on the first view that needs them.
     let mut sentences: Option<Tensor> = None;
-    let mut text_view = |texts: &crate::dataset::Texts,
-                         notes: &mut Vec<String>|
-     -> Result<Embedding, EmbedError> {
-        if let Some(matrix) = &sentences {
-            return Ok(Embedding {
-                view: View::Minilm,
-                matrix: matrix.clone(),
-                training: None,
-            });
-        }
-        let (embedding, truncated, limit) =
-            text::embed_texts(texts, &subset, config.model.as_deref(), &device, progress)?;
-        if !truncated.is_empty() {
-            let shown: Vec<String> = truncated.iter().take(10).map(u32::to_string).collect();
-            notes.push(format!(
-                "{} text(s) were cut at the model's limit of {limit} tokens before embedding (dataset rows {}{})",
-                truncated.len(),
-                shown.join(", "),
-                if truncated.len() > 10 { ", ..." } else { "" }
-            ));
-        }
-        sentences = Some(embedding.matrix.clone());
-        Ok(embedding)
-    };
+    let mut text_view =
+        |texts: &crate::dataset::Texts, notes: &mut Vec<String>| -> Result<Embedding, EmbedError> {
+            if let Some(matrix) = &sentences {
+                return Ok(Embedding {
+                    view: View::Minilm,
+                    matrix: matrix.clone(),
+                    training: None,
+                });
+            }
+            let (embedding, truncated, limit) =
+                text::embed_texts(texts, &subset, config.model.as_deref(), &device, progress)?;
+            notes.extend(text::cut_note(&truncated, limit));
+            sentences = Some(embedding.matrix.clone());
+            Ok(embedding)
+        };
     if config.plan.iter().any(|(view, _)| *view == View::Probe) {
         probe::check_feasible(&subset).map_err(|e| match e {
             EmbedError::Text(why) => EmbedError::Text(format!("{}: {why}", dataset.origin.path)),

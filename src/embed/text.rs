@@ -76,6 +76,21 @@ pub fn embed_texts(
     ))
 }
 
+/// The report's note on texts cut at the model's `limit` of tokens (`truncated`: their
+/// dataset rows, ascending), if any were.
+pub fn cut_note(truncated: &[u32], limit: usize) -> Option<String> {
+    if truncated.is_empty() {
+        return None;
+    }
+    let shown: Vec<String> = truncated.iter().take(10).map(u32::to_string).collect();
+    Some(format!(
+        "{} text(s) were cut at the model's limit of {limit} tokens before embedding (dataset rows {}{})",
+        truncated.len(),
+        shown.join(", "),
+        if truncated.len() > 10 { ", ..." } else { "" }
+    ))
+}
+
 /// The model in `model_dir`, or (None) the fetched all-MiniLM-L6-v2 checked against its
 /// pinned SHA-256.
 pub fn load_model(model_dir: Option<&Path>, device: &Device) -> Result<TextModel, EmbedError> {

@@ -16,6 +16,7 @@ use crate::detect::clustering::{self, ClusteringConfig, Reduce};
 use crate::detect::shift::{self, Half, ShiftConfig};
 use crate::detect::spectral::{self, SpectralConfig, Variant};
 use crate::detect::{ClassStatistic, Points};
+use crate::device::DeviceChoice;
 use crate::embed::{Subset, View};
 
 /// Where the scan's parallel steps run: another process's tasks. `map` runs `stage` on each
@@ -222,6 +223,24 @@ pub(crate) enum Job {
 
 /// The stage name of the per-class steps.
 pub(crate) const CLASS_STAGE: &str = "class";
+
+/// A pretrained model's folder or file (None: the fetched one) and the device, as an
+/// embedding step's settings carry them.
+pub(super) fn write_model(w: &mut Writer, model: Option<&str>, device: DeviceChoice) {
+    w.bool(model.is_some())
+        .str(model.unwrap_or(""))
+        .usize(position(&device));
+}
+
+/// What [`write_model`] wrote.
+pub(super) fn read_model(
+    r: &mut Reader<'_>,
+) -> Result<(Option<String>, DeviceChoice), StreamError> {
+    let has_model = r.bool()?;
+    let model = r.str()?;
+    let device = variant(r.usize()?, "the device")?;
+    Ok((has_model.then_some(model), device))
+}
 
 fn position<T: ValueEnum + PartialEq>(v: &T) -> usize {
     T::value_variants()

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use super::detect;
 use super::images::subset_view;
-use super::remote::Tasks;
+use super::remote::{read_model, write_model, Tasks};
 use super::spill::Spill;
 use super::wire::{Reader, Writer};
 use super::StreamError;
@@ -49,28 +49,16 @@ pub struct TextSpec {
 
 impl TextSpec {
     pub fn encode(&self) -> Vec<u8> {
-        let devices = [DeviceChoice::Auto, DeviceChoice::Cpu, DeviceChoice::Cuda];
         let mut w = Writer::new();
-        w.bool(self.model.is_some())
-            .str(self.model.as_deref().unwrap_or(""))
-            .usize(devices.iter().position(|d| *d == self.device).unwrap_or(0));
+        write_model(&mut w, self.model.as_deref(), self.device);
         w.finish()
     }
 
     pub fn decode(bytes: &[u8]) -> Result<TextSpec, StreamError> {
         let mut r = Reader::new(bytes, "the text view's settings");
-        let has_model = r.bool()?;
-        let model = r.str()?;
-        let device = match r.usize()? {
-            1 => DeviceChoice::Cpu,
-            2 => DeviceChoice::Cuda,
-            _ => DeviceChoice::Auto,
-        };
+        let (model, device) = read_model(&mut r)?;
         r.end()?;
-        Ok(TextSpec {
-            model: has_model.then_some(model),
-            device,
-        })
+        Ok(TextSpec { model, device })
     }
 }
 
@@ -352,15 +340,7 @@ pub fn finish(
                     other.name()
                 ));
             }
-            if !truncated.is_empty() {
-                let shown: Vec<String> = truncated.iter().take(10).map(u32::to_string).collect();
-                notes.push(format!(
-                    "{} text(s) were cut at the model's limit of {limit} tokens before embedding (dataset rows {}{})",
-                    truncated.len(),
-                    shown.join(", "),
-                    if truncated.len() > 10 { ", ..." } else { "" }
-                ));
-            }
+            notes.extend(text::cut_note(&truncated, limit));
             let keep: Vec<u32> = (0..subset.len() as u32).collect();
             let seconds = t.elapsed().as_secs_f64();
             let on_view = subset_view(

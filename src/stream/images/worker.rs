@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use candle_core::Device;
 use rayon::prelude::*;
 
+use super::super::remote::{read_model, write_model};
 use super::super::wire::{Reader, Writer};
 use super::super::StreamError;
 use crate::dataset::{DecodedImage, ImageStatus, Images};
@@ -45,14 +46,11 @@ impl ImageSpec {
             Some(View::Raw) => 1,
             Some(_) => 2,
         };
-        let devices = [DeviceChoice::Auto, DeviceChoice::Cpu, DeviceChoice::Cuda];
         w.usize(view)
             .usize(self.shape.0 as usize)
             .usize(self.shape.1 as usize)
-            .usize(self.shape.2 as usize)
-            .bool(self.model.is_some())
-            .str(self.model.as_deref().unwrap_or(""))
-            .usize(devices.iter().position(|d| *d == self.device).unwrap_or(0));
+            .usize(self.shape.2 as usize);
+        write_model(&mut w, self.model.as_deref(), self.device);
         w.finish()
     }
 
@@ -74,13 +72,7 @@ impl ImageSpec {
             })
         };
         let shape = (side(&mut r)?, side(&mut r)?, side(&mut r)?);
-        let has_model = r.bool()?;
-        let model = r.str()?;
-        let device = match r.usize()? {
-            1 => DeviceChoice::Cpu,
-            2 => DeviceChoice::Cuda,
-            _ => DeviceChoice::Auto,
-        };
+        let (model, device) = read_model(&mut r)?;
         r.end()?;
         if shape.0 == 0 || shape.1 == 0 || !matches!(shape.2, 1 | 3) {
             return Err(StreamError::Unsupported(format!(
@@ -91,7 +83,7 @@ impl ImageSpec {
         Ok(ImageSpec {
             view,
             shape,
-            model: has_model.then_some(model),
+            model,
             device,
         })
     }
