@@ -125,6 +125,30 @@ pub struct Analysis {
     pub verdict_seconds: f64,
 }
 
+/// Why the shifted-copy test is not run on sentence vectors (see [`analyse`]).
+pub(crate) const NO_SHIFT_ON_SENTENCES: &str = "the shifted-copy test did not run: it is not used on sentence vectors (the shared-token test looks for text triggers)";
+
+/// The shared-token test of a text payload (`texts`), pooling the `judged` view's neighbour
+/// votes: its run and the token groups the verdict reads. None without text, a judged view
+/// or a threshold.
+pub(crate) fn shared_tokens(
+    texts: Option<&crate::dataset::Texts>,
+    subset: &Subset,
+    judged: Option<View>,
+    votes: &[(View, Votes)],
+    config: &tokens::TokenConfig,
+) -> Option<(Run, tokens::TokenGroups)> {
+    let texts = texts.filter(|_| config.threshold > 0.0)?;
+    let (view, v) = votes.iter().find(|(v, _)| Some(*v) == judged)?;
+    let t = Instant::now();
+    let (detection, found) = tokens::run(texts, subset, *view, v, config);
+    let run = Run {
+        detection,
+        seconds: t.elapsed().as_secs_f64(),
+    };
+    Some((run, found))
+}
+
 pub fn analyse(
     dataset: &Dataset,
     config: &DetectConfig,
@@ -285,11 +309,7 @@ pub fn analyse(
         .filter(|&v| {
             let text = v == View::Minilm;
             if text {
-                notes.push(
-                    "the shifted-copy test did not run: it is not used on sentence vectors \
-                     (the shared-token test looks for text triggers)"
-                        .into(),
-                );
+                notes.push(NO_SHIFT_ON_SENTENCES.into());
             }
             !text
         })
@@ -305,20 +325,14 @@ pub fn analyse(
         });
         copies = Some(found);
     }
-    // The shared-token test: text only, pooling the judged view's neighbour votes.
-    let mut groups = None;
-    let judged_votes = judged.and_then(|j| votes.iter().find(|(v, _)| *v == j));
-    if let (Payload::Text(texts), Some((view, v))) = (&dataset.payload, judged_votes) {
-        if config.tokens.threshold > 0.0 {
-            let t = Instant::now();
-            let (detection, found) = tokens::run(texts, &subset, *view, v, &config.tokens);
-            runs.push(Run {
-                detection,
-                seconds: t.elapsed().as_secs_f64(),
-            });
-            groups = Some(found);
-        }
-    }
+    let texts = match &dataset.payload {
+        Payload::Text(texts) => Some(texts),
+        _ => None,
+    };
+    let groups = shared_tokens(texts, &subset, judged, &votes, &config.tokens).map(|(run, g)| {
+        runs.push(run);
+        g
+    });
     let t = Instant::now();
     let mut verdict = verdict::decide(
         &subset,

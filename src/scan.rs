@@ -88,8 +88,16 @@ fn finish_or_stream(
     findings: Vec<Finding>,
     progress: &Progress,
 ) -> Result<Outcome, Error> {
-    if crate::stream::texts::streams(config, &dataset).is_some() {
-        return crate::stream::texts::finish(config, declared, dataset, findings, None, progress);
+    if let Some(streamed) = crate::stream::texts::streams(config, &dataset) {
+        return crate::stream::texts::finish(
+            config,
+            declared,
+            dataset,
+            findings,
+            None,
+            Some(streamed),
+            progress,
+        );
     }
     finish(config, declared, dataset, findings, progress)
 }

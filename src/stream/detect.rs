@@ -12,9 +12,11 @@ use super::spill::Spill;
 use super::{for_row_blocks, ivf, trace, Plan, StreamError, ROW_BLOCK};
 use crate::dataset::{Dataset, Texts};
 use crate::detect::knn::NeighbourIndex;
-use crate::detect::{clustering, knn, spectral, tokens, Detection};
+use crate::detect::{clustering, knn, spectral, Detection};
 use crate::embed::{raw, EmbedError, Subset, View};
-use crate::pipeline::{Analysis, DetectConfig, DetectorKind, Run, ViewRun};
+use crate::pipeline::{
+    shared_tokens, Analysis, DetectConfig, DetectorKind, Run, ViewRun, NO_SHIFT_ON_SENTENCES,
+};
 use crate::progress::Progress;
 use crate::verdict;
 use crate::Error;
@@ -291,11 +293,7 @@ pub(super) fn detect_view(
     let mut copies = None;
     let text = which == View::Minilm;
     if judged == Some(which) && config.shift.threshold > 0.0 && text {
-        notes.push(
-            "the shifted-copy test did not run: it is not used on sentence vectors \
-             (the shared-token test looks for text triggers)"
-                .into(),
-        );
+        notes.push(NO_SHIFT_ON_SENTENCES.into());
     }
     if judged == Some(which) && config.shift.threshold > 0.0 && !text {
         let t = Instant::now();
@@ -317,19 +315,10 @@ pub(super) fn detect_view(
     }
     trace("shift");
     // The shared-token test: text only, on the judged view's neighbour votes, as in memory.
-    let mut groups = None;
-    let judged_votes = judged.and_then(|j| votes.iter().find(|(v, _)| *v == j));
-    if let (Some(texts), Some((view, v))) = (texts, judged_votes) {
-        if config.tokens.threshold > 0.0 {
-            let t = Instant::now();
-            let (detection, found) = tokens::run(texts, &subset, *view, v, &config.tokens);
-            runs.push(Run {
-                detection,
-                seconds: t.elapsed().as_secs_f64(),
-            });
-            groups = Some(found);
-        }
-    }
+    let groups = shared_tokens(texts, &subset, judged, &votes, &config.tokens).map(|(run, g)| {
+        runs.push(run);
+        g
+    });
     let t = Instant::now();
     let mut verdict = verdict::decide(
         &subset,

@@ -21,6 +21,7 @@
 
 mod classes;
 mod detect;
+pub mod embedding;
 #[cfg(test)]
 mod image_tests;
 pub mod images;

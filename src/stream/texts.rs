@@ -13,8 +13,9 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use super::detect;
+use super::embedding::{read_model, write_model};
 use super::images::subset_view;
-use super::remote::{read_model, write_model, Tasks};
+use super::remote::Tasks;
 use super::spill::Spill;
 use super::wire::{Reader, Writer};
 use super::StreamError;
@@ -119,6 +120,11 @@ impl TextWorker {
         Ok(TextWorker { model })
     }
 
+    /// Values a row of the view holds.
+    pub fn dim(&self) -> usize {
+        self.model.dim
+    }
+
     /// The shard in `item` embedded: the answer's bytes.
     pub fn run(&self, item: &[u8]) -> Result<Vec<u8>, StreamError> {
         let mut r = Reader::new(item, "a text shard");
@@ -170,7 +176,16 @@ pub fn scan(
         ))
         .into());
     }
-    finish(config, declared, dataset, findings, Some(tasks), progress)
+    let streamed = streams(config, &dataset);
+    finish(
+        config,
+        declared,
+        dataset,
+        findings,
+        Some(tasks),
+        streamed,
+        progress,
+    )
 }
 
 /// Bytes a text table's in-memory scan is estimated to hold at its peak, beyond the texts
@@ -201,13 +216,15 @@ pub fn streams(config: &ScanConfig, dataset: &crate::dataset::Dataset) -> Option
 }
 
 /// Validation of a text table read in memory, then detection with its MiniLM view computed
-/// in shards (by `tasks`, or in this process) and kept on disk.
+/// in shards (by `tasks`, or in this process) and kept on disk. `streamed`: the estimate and
+/// the limit it passed ([`streams`]), for the report's note.
 pub fn finish(
     config: &ScanConfig,
     declared: Option<&Schema>,
     dataset: crate::dataset::Dataset,
     mut findings: Vec<crate::validate::Finding>,
     tasks: Option<&dyn Tasks>,
+    streamed: Option<(u64, u64)>,
     progress: &Progress,
 ) -> Result<Outcome, Error> {
     let Payload::Text(texts) = &dataset.payload else {
@@ -244,11 +261,17 @@ pub fn finish(
                 model: detect.model.as_ref().map(|m| m.display().to_string()),
                 device: detect.device,
             };
-            // Loaded here first: a missing or wrong model is one error naming it.
-            let dim = {
-                let (device, _) = crate::device::select(detect.device).map_err(EmbedError::from)?;
-                let model = text::load_model(detect.model.as_deref(), &device)?;
-                model.dim
+            // Loaded here also when tasks embed: a missing or wrong model is then one error
+            // naming it, before any shard is handed out.
+            let spec_bytes = spec.encode();
+            let worker = TextWorker::new(&spec_bytes)?;
+            let dim = worker.dim();
+            let local = match tasks {
+                Some(_) => {
+                    drop(worker);
+                    None
+                }
+                None => Some(worker),
             };
             let t = Instant::now();
             let view = Spill::create(&work.path().join("minilm.f32"), subset.len(), dim)?;
@@ -271,7 +294,11 @@ pub fn finish(
                 let count = a.values.len() / dim.max(1);
                 let shard = a.first / CHUNK;
                 let expected = CHUNK.min(subset.len().saturating_sub(a.first));
-                if a.first % CHUNK != 0 || count != expected || a.values.len() != count * dim {
+                if a.first % CHUNK != 0
+                    || a.first >= subset.len()
+                    || count != expected
+                    || a.values.len() != count * dim
+                {
                     return Err(StreamError::Unsupported(format!(
                         "the text shard at {} answered {} values; {expected} rows of {dim} were due",
                         a.first,
@@ -291,16 +318,14 @@ pub fn finish(
                 bar.inc(count as u64);
                 Ok(())
             };
-            match tasks {
-                Some(tasks) => tasks.embed_shards(TEXTS_STAGE, &spec.encode(), items, &sink)?,
-                None => {
-                    let worker = TextWorker::new(&spec.encode())?;
-                    for item in items {
-                        if progress.cancelled() {
-                            return Err(EmbedError::Cancelled.into());
-                        }
-                        sink(&worker.run(&item)?)?;
+            if let Some(tasks) = tasks {
+                tasks.embed_shards(TEXTS_STAGE, &spec_bytes, items, &sink)?;
+            } else if let Some(worker) = &local {
+                for item in items {
+                    if progress.cancelled() {
+                        return Err(EmbedError::Cancelled.into());
                     }
+                    sink(&worker.run(&item)?)?;
                 }
             }
             bar.finish_and_clear();
@@ -316,7 +341,7 @@ pub fn finish(
             truncated.sort_unstable();
             let memory_limit = config.memory_limit.or_else(super::default_limit);
             let mut notes = Vec::new();
-            if let Some((estimate, limit)) = streams(config, &dataset) {
+            if let Some((estimate, limit)) = streamed {
                 notes.push(format!(
                     "streamed: the in-memory scan of {} texts was estimated at {}, over the memory limit of {} (--memory-limit); the minilm view was computed in shards of {CHUNK} and kept on disk",
                     texts.values.len(),

@@ -301,17 +301,15 @@ pub fn scan(
         }
         let items = std::mem::take(&mut wave);
         held = 0;
-        match (tasks, &local) {
-            (Some(tasks), _) => tasks.embed_shards(IMAGES_STAGE, &spec_bytes, items, &sink)?,
-            (None, Some(worker)) => {
-                for item in items {
-                    if progress.cancelled() {
-                        return Err(EmbedError::Cancelled.into());
-                    }
-                    sink(&worker.run(&item)?)?;
+        if let Some(tasks) = tasks {
+            tasks.embed_shards(IMAGES_STAGE, &spec_bytes, items, &sink)?;
+        } else if let Some(worker) = &local {
+            for item in items {
+                if progress.cancelled() {
+                    return Err(EmbedError::Cancelled.into());
                 }
+                sink(&worker.run(&item)?)?;
             }
-            (None, None) => unreachable!("a local worker exists without tasks"),
         }
     }
     bar.finish_and_clear();

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use candle_core::Device;
 use rayon::prelude::*;
 
-use super::super::remote::{read_model, write_model};
+use super::super::embedding::{read_model, write_model};
 use super::super::wire::{Reader, Writer};
 use super::super::StreamError;
 use crate::dataset::{DecodedImage, ImageStatus, Images};
