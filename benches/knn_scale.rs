@@ -14,13 +14,19 @@
 //!
 //! Usage: `cargo bench --bench knn_scale -- [--sizes 100000,1000000] [--dim 64]
 //!         [--probes 4,8,16] [--max-exact 1000000] [--sample 1000] [--k 10] [--groups 200]
-//!         [--classes 10] [--spread 1.5] [--flip 0.05] [--auto]`
+//!         [--classes 10] [--spread 1.5] [--flip 0.05] [--auto] [--streamed]`
+//!
+//! With `--streamed` the inverted-file rows are the streaming scan's search on a file in a
+//! temporary folder (the partition-ordered copy included in the seconds), not the in-memory one.
 
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use clap::Parser;
 use poisongate::detect::exact::{ivf_neighbours, neighbours};
+use poisongate::progress::Progress;
+use poisongate::stream::ivf::neighbours as stream_ivf;
+use poisongate::stream::spill::Spill;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 use rayon::prelude::*;
@@ -58,9 +64,13 @@ struct Args {
     flip: f64,
     #[arg(long, default_value_t = 7)]
     seed: u64,
-    /// Also run the tool's default: probe 8, doubled until the sampled recall is 0.95.
+    /// Also run the tool's default: probe 8, widened until the sampled recall is 0.95.
     #[arg(long)]
     auto: bool,
+    /// Search the matrix written to a file, as the streaming scan does
+    /// (`poisongate::stream::ivf`), instead of in memory.
+    #[arg(long)]
+    streamed: bool,
     /// Ignored (cargo bench passes --bench).
     #[arg(long, hide = true)]
     bench: bool,
@@ -210,22 +220,37 @@ fn main() {
             let nn = neighbours(&matrix, a.k).unwrap();
             row("exact".into(), started.elapsed().as_secs_f64(), &nn);
         }
+        let spill = a.streamed.then(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let spill = Spill::create(&dir.path().join("rows.f32"), n, a.dim).unwrap();
+            spill.write_rows(0, &data.values).unwrap();
+            (dir, spill)
+        });
+        let ivf = |probe: usize, min_recall: f64| match &spill {
+            None => ivf_neighbours(&matrix, a.k, probe, min_recall).unwrap(),
+            Some((dir, spill)) => {
+                let work = tempfile::tempdir_in(dir.path()).unwrap();
+                let hidden = Progress::hidden();
+                stream_ivf(spill, a.k, probe, min_recall, work.path(), None, 0, &hidden).unwrap()
+            }
+        };
+        let mode = if a.streamed { "streamed " } else { "" };
         for &probe in &a.probes {
             let started = Instant::now();
-            let (nn, _) = ivf_neighbours(&matrix, a.k, probe, 0.0).unwrap();
+            let (nn, _) = ivf(probe, 0.0);
             row(
-                format!("ivf probe {probe}"),
+                format!("{mode}ivf probe {probe}"),
                 started.elapsed().as_secs_f64(),
                 &nn,
             );
         }
         if a.auto {
             let started = Instant::now();
-            let (nn, report) = ivf_neighbours(&matrix, a.k, 8, 0.95).unwrap();
+            let (nn, report) = ivf(8, 0.95);
             let report = report.unwrap();
             row(
                 format!(
-                    "ivf default (probe {} of {}, sampled recall {:.3})",
+                    "{mode}ivf default (probe {} of {}, sampled recall {:.3})",
                     report.probe, report.clusters, report.recall
                 ),
                 started.elapsed().as_secs_f64(),

@@ -129,13 +129,13 @@ pub struct DetectArgs {
     #[arg(long, value_enum, default_value_t = crate::detect::knn::NeighbourIndex::Exact)]
     pub knn_index: crate::detect::knn::NeighbourIndex,
 
-    /// With --knn-index ivf: partitions each query searches first; doubled until the
-    /// sampled recall reaches --knn-recall.
+    /// With --knn-index ivf: the fewest partitions each query searches; more when the
+    /// sampled recall needs them to reach --knn-recall.
     #[arg(long, default_value_t = crate::detect::knn::DEFAULT_PROBE as u32, value_parser = clap::value_parser!(u32).range(1..))]
     pub knn_probe: u32,
 
-    /// With --knn-index ivf: the recall@k that the search must reach on 256 sampled
-    /// queries searched exactly (0: keep --knn-probe as given).
+    /// With --knn-index ivf: the recall@k that the search must reach, with 95 % confidence,
+    /// on 1,024 sampled queries searched exactly (0: keep --knn-probe as given).
     #[arg(long, default_value_t = crate::detect::knn::DEFAULT_MIN_RECALL)]
     pub knn_recall: f64,
 

@@ -38,10 +38,11 @@ pub struct KnnConfig {
     pub index: NeighbourIndex,
     /// HNSW search breadth.
     pub ef: usize,
-    /// Partitions each query searches first with [`NeighbourIndex::Ivf`].
+    /// The fewest partitions each query searches with [`NeighbourIndex::Ivf`].
     pub probe: usize,
-    /// With [`NeighbourIndex::Ivf`]: the partitions searched double until the recall@k on a
-    /// sample of queries searched exactly reaches this.
+    /// With [`NeighbourIndex::Ivf`]: the recall@k that a sample of queries searched exactly
+    /// must show, with 95 % confidence, at the probe chosen
+    /// ([`crate::detect::exact::ivf_neighbours`]).
     pub min_recall: f64,
 }
 

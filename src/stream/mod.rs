@@ -211,11 +211,14 @@ fn declared_for(declared: Option<&Schema>, keep: impl Fn(&str) -> bool) -> Optio
 }
 
 /// With `POISONGATE_TRACE_MEMORY` set, the peak and current resident memory at the end of a
-/// step, on stderr (Linux): how `benches/stream.sh` finds which step sets the peak.
+/// step, and the seconds since the first step traced, on stderr (Linux): how
+/// `benches/stream.sh` finds which step sets the peak and what each step costs.
 fn trace(step: &str) {
+    static FIRST: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     if std::env::var_os("POISONGATE_TRACE_MEMORY").is_none() {
         return;
     }
+    let first = FIRST.get_or_init(std::time::Instant::now);
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let field = |name: &str| {
         status
@@ -224,9 +227,10 @@ fn trace(step: &str) {
             .map_or("?".to_string(), |v| v.trim().to_string())
     };
     eprintln!(
-        "poisongate: memory after {step}: peak {}, now {}",
+        "poisongate: memory after {step}: peak {}, now {} ({:.1} s)",
         field("VmHWM:"),
-        field("VmRSS:")
+        field("VmRSS:"),
+        first.elapsed().as_secs_f64()
     );
 }
 

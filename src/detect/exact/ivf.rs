@@ -4,8 +4,9 @@
 
 use candle_core::Tensor;
 use rand::SeedableRng;
+use rayon::prelude::*;
 
-use super::{prepared, rows, Index, Plan, QUERY_BLOCK, REFERENCE_TILE};
+use super::{prepared, products, rows, Index, Plan, QUERY_BLOCK, REFERENCE_TILE};
 use crate::embed::{CandleContext, EmbedError};
 
 impl Plan {
@@ -37,16 +38,120 @@ pub struct IvfReport {
     pub sample: usize,
 }
 
-/// Queries whose exact neighbours the inverted file's recall is measured against.
-const RECALL_SAMPLE: usize = 256;
-const RECALL_SEED: u64 = 0x7265_6361_6c6c;
+/// Queries whose exact neighbours the inverted file's recall is measured against: at a
+/// recall near 0.95 the standard error of its estimate is about 0.003 (benches/RESULTS.md).
+pub(crate) const RECALL_SAMPLE: usize = 1024;
+pub(crate) const RECALL_SEED: u64 = 0x7265_6361_6c6c;
+/// The one-sided 95 % normal quantile: the probe chosen is the fewest partitions whose
+/// sampled recall, less this many standard errors, still reaches the recall asked for.
+const RECALL_Z: f64 = 1.645;
+
+/// The seeded rows (ascending) whose exact neighbours measure an inverted file's recall.
+pub(crate) fn recall_sample(n: usize) -> Vec<u32> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(RECALL_SEED);
+    let mut sample = rand::seq::index::sample(&mut rng, n, RECALL_SAMPLE.min(n)).into_vec();
+    sample.sort_unstable();
+    sample.into_iter().map(|r| r as u32).collect()
+}
+
+/// For each sampled query (rows of `queries`) and each of its exact neighbours, the rank of
+/// the neighbour's partition (`parts`, `k` a query, `u32::MAX` for an empty place) among the
+/// query's partitions ordered by centre distance, nearest first (ties to the lower
+/// partition): the search with `p` partitions a query finds exactly the neighbours whose rank
+/// is below `p`. An empty place has rank `u32::MAX`.
+pub(crate) fn neighbour_ranks(
+    centres: &[f32],
+    centre_norms: &[f32],
+    queries: &[f32],
+    d: usize,
+    parts: &[u32],
+    k: usize,
+) -> Vec<u32> {
+    let m = queries.len().checked_div(d).unwrap_or(0);
+    let clusters = centre_norms.len();
+    let mut dots = vec![0f32; m * clusters];
+    products(&mut dots, queries, centres, m, clusters, d, true);
+    dots.par_chunks(clusters.max(1))
+        .zip(parts.par_chunks(k.max(1)))
+        .flat_map_iter(|(dots, parts)| {
+            let key = |c: usize| (centre_norms[c] - 2.0 * dots[c], c);
+            parts.iter().map(move |&a| {
+                if a as usize >= clusters {
+                    return u32::MAX;
+                }
+                let own = key(a as usize);
+                (0..clusters)
+                    .filter(|&c| {
+                        let other = key(c);
+                        other.0.total_cmp(&own.0).then(other.1.cmp(&own.1)).is_lt()
+                    })
+                    .count() as u32
+            })
+        })
+        .collect()
+}
+
+/// The fewest partitions a query, at least `least`, at which the sampled queries' mean
+/// recall less [`RECALL_Z`] standard errors reaches `min_recall`, from the ranks of
+/// [`neighbour_ranks`]; every partition when none does. A query with no neighbour counts
+/// as recalled.
+pub(crate) fn probe_for(
+    ranks: &[u32],
+    k: usize,
+    least: usize,
+    clusters: usize,
+    min_recall: f64,
+) -> usize {
+    let least = least.clamp(1, clusters.max(1));
+    if min_recall <= 0.0 || ranks.is_empty() {
+        return least;
+    }
+    let queries: Vec<&[u32]> = ranks.chunks(k.max(1)).collect();
+    let m = queries.len() as f64;
+    // Each probe at which some neighbour is first found, in order: the recall only changes
+    // there.
+    let mut steps: Vec<usize> = ranks
+        .iter()
+        .filter(|&&r| r != u32::MAX)
+        .map(|&r| r as usize + 1)
+        .filter(|&p| p > least)
+        .collect();
+    steps.sort_unstable();
+    steps.dedup();
+    for p in std::iter::once(least).chain(steps) {
+        let recalls: Vec<f64> = queries
+            .iter()
+            .map(|q| {
+                let held = q.iter().filter(|&&r| r != u32::MAX).count();
+                let found = q.iter().filter(|&&r| (r as usize) < p).count();
+                if held == 0 {
+                    1.0
+                } else {
+                    found as f64 / held as f64
+                }
+            })
+            .collect();
+        let mean = recalls.iter().sum::<f64>() / m;
+        let variance = if m > 1.0 {
+            recalls.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (m - 1.0)
+        } else {
+            0.0
+        };
+        if mean - RECALL_Z * (variance / m).sqrt() >= min_recall {
+            return p;
+        }
+    }
+    clusters.max(least)
+}
 
 /// Approximate neighbours by the inverted-file search ([`Plan::ivf`]) on the CPU: each row's
 /// k nearest other rows among those in the partitions whose centres are nearest to it. The
 /// recall is measured, not assumed: [`RECALL_SAMPLE`] seeded rows are searched exactly, and
-/// starting from `probe` partitions the number searched doubles until the sample's recall@k
-/// reaches `min_recall` (or every partition is searched, which is the exact search). The same
-/// layout as [`neighbours`]; a place no row filled is `u32::MAX`.
+/// the partitions searched a query are the fewest, at least `probe`, whose sampled recall@k
+/// reaches `min_recall` with 95 % confidence ([`probe_for`]; every partition, which is the
+/// exact search, when none does). The recall reported is the one the search at that probe
+/// gives on the sample. The same layout as [`neighbours`]; a place no row filled is
+/// `u32::MAX`.
 pub fn ivf_neighbours(
     matrix: &Tensor,
     k: usize,
@@ -86,20 +191,34 @@ pub(crate) fn ivf_search(
     let plan = Plan::ivf(n, probe);
     let index = Index::new(values, n, d, &plan);
     let clusters = index.parts.len();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(RECALL_SEED);
-    let mut sample = rand::seq::index::sample(&mut rng, n, RECALL_SAMPLE.min(n)).into_vec();
-    sample.sort_unstable();
-    let sample: Vec<u32> = sample.into_iter().map(|r| r as u32).collect();
+    let sample = recall_sample(n);
     let (exact, _) = index.search(k, &plan, None, Some(&sample));
-    let mut probe = probe.max(1);
-    let recall = loop {
-        let (approx, _) = index.search(k, &plan, Some(probe), Some(&sample));
-        let recall = recall_of(&exact, &approx, k);
-        if recall >= min_recall || probe >= clusters {
-            break recall;
+    let mut part_of = vec![u32::MAX; n];
+    for (c, members) in index.parts.members.iter().enumerate() {
+        for &j in members {
+            part_of[j as usize] = c as u32;
         }
-        probe = (probe * 2).min(clusters);
-    };
+    }
+    let parts: Vec<u32> = exact
+        .iter()
+        .map(|&j| part_of.get(j as usize).copied().unwrap_or(u32::MAX))
+        .collect();
+    drop(part_of);
+    let queries: Vec<f32> = sample
+        .iter()
+        .flat_map(|&q| values[q as usize * d..(q as usize + 1) * d].iter().copied())
+        .collect();
+    let ranks = neighbour_ranks(
+        &index.parts.centres,
+        &index.parts.centre_norms,
+        &queries,
+        d,
+        &parts,
+        k,
+    );
+    let probe = probe_for(&ranks, k, probe, clusters, min_recall);
+    let (approx, _) = index.search(k, &plan, Some(probe), Some(&sample));
+    let recall = recall_of(&exact, &approx, k);
     let (nn, _) = index.search(k, &plan, Some(probe), None);
     let report = IvfReport {
         clusters,

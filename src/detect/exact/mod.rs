@@ -10,11 +10,13 @@ use rayon::prelude::*;
 use super::partition::{products, row_norms, Partition};
 
 mod ivf;
+mod top;
 use crate::embed::{CandleContext, EmbedError};
 #[cfg(test)]
 pub(crate) use ivf::ivf_search;
-pub(crate) use ivf::recall_of;
 pub use ivf::{ivf_neighbours, IvfReport};
+pub(crate) use ivf::{neighbour_ranks, probe_for, recall_of, recall_sample};
+pub(crate) use top::{offer_tiles, Top};
 
 /// Indices (`n x k`, row-major, nearest first) of each row's k nearest other rows, by
 /// Euclidean distance; ties are broken by the lower index. `k` must be below the row count.
@@ -456,10 +458,9 @@ impl Context<'_> {
         }
         let mut out = Vec::with_capacity(ql * k);
         for top in &tops {
-            out.extend(top.items.iter().map(|&(_, j)| j));
             // Only the inverted file can leave places empty (too few rows in the partitions
             // a query searched): they cast no vote.
-            out.extend(std::iter::repeat_n(u32::MAX, k - top.items.len()));
+            out.extend(top.list());
         }
         (out, pairs)
     }
@@ -479,71 +480,6 @@ const QUERY_BLOCK: usize = 1024;
 /// glibc's allocator maps and unmaps every product afresh, and zeroing those pages took more
 /// time than the arithmetic (benches/RESULTS.md).
 const REFERENCE_TILE: usize = 2048;
-
-/// One query's k nearest rows so far: a sorted list of (distance less the query's own norm,
-/// row), kept at k entries (k is small, so insertion beats a heap). The query's own norm is the
-/// same for every candidate, so it is left out of the comparison. Equal distances go to the
-/// lower row, whatever order rows are seen in.
-struct Top {
-    query: usize,
-    k: usize,
-    items: Vec<(f32, u32)>,
-    /// The k-th entry once the list is full; a candidate must come before it.
-    worst: (f32, u32),
-}
-
-impl Top {
-    fn new(k: usize, query: usize) -> Self {
-        Top {
-            query,
-            k,
-            items: Vec::with_capacity(k + 1),
-            worst: (f32::INFINITY, u32::MAX),
-        }
-    }
-
-    /// The squared distance to the k-th row so far (infinite until k rows are in), given
-    /// the query's own squared norm.
-    fn kth(&self, query_norm: f32) -> f32 {
-        self.worst.0 + query_norm
-    }
-
-    /// Takes in the rows `ids`, given the query's dot products with them and their squared
-    /// norms.
-    fn scan(&mut self, products: &[f32], norms: &[f32], ids: &[u32]) {
-        // Almost every candidate loses to the k-th distance: test 16 at a time with a
-        // branch-free minimum (vectorised) and look closer only when one can win.
-        const LANES: usize = 16;
-        let mut distances = [0f32; LANES];
-        for ((g, norm), ids) in products
-            .chunks(LANES)
-            .zip(norms.chunks(LANES))
-            .zip(ids.chunks(LANES))
-        {
-            let lanes = g.len();
-            for ((d, &g), &norm) in distances.iter_mut().zip(g).zip(norm) {
-                *d = norm - 2.0 * g;
-            }
-            let least = distances[..lanes]
-                .iter()
-                .fold(f32::INFINITY, |m, &d| m.min(d));
-            if least > self.worst.0 {
-                continue;
-            }
-            for (&d, &j) in distances[..lanes].iter().zip(ids) {
-                if (d, j) >= self.worst || j as usize == self.query {
-                    continue;
-                }
-                let at = self.items.partition_point(|&e| e < (d, j));
-                self.items.insert(at, (d, j));
-                self.items.truncate(self.k);
-                if self.items.len() == self.k {
-                    self.worst = self.items[self.k - 1];
-                }
-            }
-        }
-    }
-}
 
 #[cfg(test)]
 pub(crate) mod tests;

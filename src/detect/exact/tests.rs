@@ -160,7 +160,7 @@ fn the_inverted_file_widens_until_its_sampled_recall_is_reached() {
         recall(&exact, &widened, k)
     );
     assert!(recall(&exact, &widened, k) > recall(&exact, &fixed, k));
-    assert_eq!(report.sample, 256);
+    assert_eq!(report.sample, ivf::RECALL_SAMPLE.min(n));
     // Asking for recall 1 ends at the exact answer (every partition, at worst).
     let (all, report) = ivf_search(&values, n, d, k, 1, 1.0);
     assert!(report.recall == 1.0, "{report:?}");
@@ -177,4 +177,44 @@ fn an_inverted_file_place_with_no_candidate_is_empty() {
     let (nearest, _) = search_with(&values, 6, 1, 4, &ivf);
     assert_eq!(&nearest[..4], &[1, 2, u32::MAX, u32::MAX]);
     assert_eq!(&nearest[12..16], &[4, 5, u32::MAX, u32::MAX]);
+}
+
+#[test]
+fn the_probe_is_the_fewest_partitions_that_reach_the_recall() {
+    // 100 queries, k = 2: one neighbour in the nearest partition, the other in the fifth.
+    let ranks: Vec<u32> = (0..100).flat_map(|_| [0, 4]).collect();
+    assert_eq!(probe_for(&ranks, 2, 1, 50, 0.9), 5);
+    assert_eq!(probe_for(&ranks, 2, 1, 50, 0.5), 1);
+    // The probe asked for is the least searched.
+    assert_eq!(probe_for(&ranks, 2, 7, 50, 0.9), 7);
+    // No recall asked: the probe asked for.
+    assert_eq!(probe_for(&ranks, 2, 3, 50, 0.0), 3);
+    // A recall no probe reaches: every partition.
+    assert_eq!(probe_for(&ranks, 2, 1, 50, 1.5), 50);
+    // An empty place is not a neighbour to find.
+    let ranks: Vec<u32> = (0..100).flat_map(|_| [0, u32::MAX]).collect();
+    assert_eq!(probe_for(&ranks, 2, 1, 50, 1.0), 1);
+}
+
+#[test]
+fn a_sampled_recall_just_over_the_target_is_not_enough() {
+    // 96 of 100 queries find their neighbour in the nearest partition, 4 in the tenth: the
+    // sample's recall at one partition is 0.96, but its standard error is 0.02, so 0.95 is
+    // not reached with 95 % confidence until all ten are searched.
+    let ranks: Vec<u32> = (0..100).map(|q| if q < 96 { 0 } else { 9 }).collect();
+    assert_eq!(probe_for(&ranks, 1, 1, 20, 0.95), 10);
+    // 0.92 is.
+    assert_eq!(probe_for(&ranks, 1, 1, 20, 0.92), 1);
+}
+
+#[test]
+fn a_neighbours_rank_counts_the_nearer_centres() {
+    // Centres at 0, 10 and 20 on a line; a query at 11 is nearest 10, then 20, then 0.
+    let centres = [0.0, 10.0, 20.0];
+    let norms: Vec<f32> = centres.iter().map(|c| c * c).collect();
+    let ranks = neighbour_ranks(&centres, &norms, &[11.0], 1, &[0, 1, 2, u32::MAX], 4);
+    assert_eq!(ranks, [2, 0, 1, u32::MAX]);
+    // Equally near centres: the lower partition comes first.
+    let ranks = neighbour_ranks(&centres, &norms, &[5.0], 1, &[0, 1], 2);
+    assert_eq!(ranks, [0, 1]);
 }

@@ -3,32 +3,32 @@
 //! on 64 seeded sampled rows a centre, then every row assigned once. The rows are copied into
 //! a second file in partition order, so that a partition is one read. Each partition's
 //! queries are then searched against the rows of their `probe` nearest partitions, reading
-//! only those. The recall is measured as in memory: 256 seeded queries are searched exactly
-//! (one pass over the file), and `probe` doubles until their recall@k reaches `min_recall`.
+//! only those. The probe is chosen as in memory ([`probe_for`]): 1,024 seeded queries are
+//! searched exactly (one pass over the file), and the probe is the fewest partitions, at least
+//! `probe`, at which their recall@k reaches `min_recall` with 95 % confidence.
 //!
 //! Held in memory: the centres, the partition of row numbers (4 bytes a row), the answer
-//! (`4 k` bytes a row), and per task one partition's queries and the partition it reads.
+//! (`4 k` bytes a row), and per task one partition's queries, the partition it reads and
+//! tiles of products ([`offer_tiles`]).
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use rand::SeedableRng;
 use rayon::prelude::*;
 
 use super::remote::Tasks;
 use super::spill::Spill;
 use super::StreamError;
-use crate::detect::exact::IvfReport;
-use crate::detect::partition::{assign, lloyd, partition_rng, products, row_norms, training_rows};
+use crate::detect::exact::{
+    neighbour_ranks, offer_tiles, probe_for, recall_of, recall_sample, IvfReport, Top,
+};
+use crate::detect::partition::{assign, lloyd, partition_rng, row_norms, training_rows};
 
 mod tasks;
 pub(crate) use tasks::{run_ask, run_search, ASK_STAGE, SEARCH_STAGE};
 
 /// Rows sampled a centre to fit them (as in memory).
 const TRAIN_PER_CLUSTER: usize = 64;
-/// Queries whose exact neighbours the recall is measured against (as in memory).
-const RECALL_SAMPLE: usize = 256;
-const RECALL_SEED: u64 = 0x7265_6361_6c6c;
 /// Rows per block of the passes over the file.
 const BLOCK: usize = 16384;
 /// Query partitions searched before their answers are written out.
@@ -63,24 +63,30 @@ pub fn neighbours(
     if k == 0 || n <= k || d == 0 {
         return Ok((Vec::new(), None));
     }
-    let layout = Layout::new(spill, work)?;
-    super::trace("k-NN partition");
-    let clusters = layout.centres.len() / d;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(RECALL_SEED);
-    let mut sample = rand::seq::index::sample(&mut rng, n, RECALL_SAMPLE.min(n)).into_vec();
-    sample.sort_unstable();
-    let sample: Vec<u32> = sample.into_iter().map(|r| r as u32).collect();
+    super::trace("k-NN start");
+    let sample = recall_sample(n);
     let queries = spill.gather(&sample, BLOCK)?;
     let exact = exact_of(spill, &queries, &sample, k)?;
-    let mut probe = probe.clamp(1, clusters);
-    let recall = loop {
-        let approx = layout.search(&queries, &sample, k, probe, true)?;
-        let recall = crate::detect::exact::recall_of(&exact, &approx, k);
-        if recall >= min_recall || probe >= clusters {
-            break recall;
-        }
-        probe = (probe * 2).min(clusters);
-    };
+    let (layout, assignment) = Layout::new(spill, work)?;
+    let parts: Vec<u32> = exact
+        .iter()
+        .map(|&j| assignment.get(j as usize).copied().unwrap_or(u32::MAX))
+        .collect();
+    drop(assignment);
+    super::trace("k-NN partition");
+    let clusters = layout.centres.len() / d;
+    let ranks = neighbour_ranks(
+        &layout.centres,
+        &layout.centre_norms,
+        &queries,
+        d,
+        &parts,
+        k,
+    );
+    let probe = probe_for(&ranks, k, probe, clusters, min_recall);
+    let approx = layout.search(&queries, &sample, k, probe, true)?;
+    let recall = recall_of(&exact, &approx, k);
+    super::trace("k-NN recall sample");
     let mut nn = vec![u32::MAX; n * k];
     let parts: Vec<usize> = (0..clusters).collect();
     let bar = progress.bar(clusters as u64, "k-NN partitions");
@@ -130,7 +136,8 @@ pub fn neighbours(
 }
 
 impl Layout {
-    fn new(spill: &Spill, work: &Path) -> Result<Layout, StreamError> {
+    /// The layout, and each row's partition.
+    fn new(spill: &Spill, work: &Path) -> Result<(Layout, Vec<u32>), StreamError> {
         let (n, d) = (spill.rows, spill.dim);
         let clusters = ((n as f64).sqrt().round() as usize).clamp(1, n);
         let mut rng = partition_rng();
@@ -211,13 +218,14 @@ impl Layout {
             Ok(())
         })?;
         let centre_norms = row_norms(&centres, d);
-        Ok(Layout {
+        let layout = Layout {
             centres,
             centre_norms,
             start,
             original,
             ordered,
-        })
+        };
+        Ok((layout, assignment))
     }
 
     /// The `k` nearest rows (original numbers) of each query among the rows of its `probe`
@@ -257,7 +265,8 @@ impl Layout {
     }
 }
 
-/// The queries that ask each partition: each query's `probe` nearest centres.
+/// The queries that ask each partition: each query's `probe` nearest centres (ties to the
+/// lower partition), found by the same tiled products and running top-k as the search itself.
 fn ask(
     centres: &[f32],
     centre_norms: &[f32],
@@ -268,23 +277,41 @@ fn ask(
 ) -> Vec<Vec<u32>> {
     let m = queries.len().checked_div(d).unwrap_or(0);
     let clusters = centre_norms.len();
-    let mut dots = vec![0f32; m * clusters];
-    products(&mut dots, queries, centres, m, clusters, d, parallel);
-    let mut asking: Vec<Vec<u32>> = vec![Vec::new(); clusters];
-    let mut order: Vec<(f32, u32)> = Vec::with_capacity(clusters);
-    for (q, dots) in dots.chunks(clusters).enumerate() {
-        order.clear();
-        order.extend(
-            dots.iter()
-                .zip(centre_norms)
-                .enumerate()
-                .map(|(c, (&dot, &norm))| (norm - 2.0 * dot, c as u32)),
+    let p = probe.clamp(1, clusters.max(1));
+    if p >= clusters {
+        return vec![(0..m as u32).collect(); clusters];
+    }
+    let numbers: Vec<u32> = (0..clusters as u32).collect();
+    let nearest = |queries: &[f32]| -> Vec<u32> {
+        let rows = queries.len() / d;
+        let mut tops: Vec<Top> = (0..rows).map(|_| Top::new(p, usize::MAX)).collect();
+        let which: Vec<u32> = (0..rows as u32).collect();
+        let (mut gathered, mut out) = (Vec::new(), Vec::new());
+        offer_tiles(
+            &mut tops,
+            &which,
+            queries,
+            centres,
+            centre_norms,
+            &numbers,
+            d,
+            &mut gathered,
+            &mut out,
         );
-        let p = probe.min(clusters);
-        if p < clusters {
-            order.select_nth_unstable_by(p - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        }
-        for &(_, c) in &order[..p] {
+        tops.iter().flat_map(Top::list).collect()
+    };
+    let lists = if parallel {
+        let size = m.div_ceil(4 * rayon::current_num_threads()).max(1);
+        queries
+            .par_chunks(size * d)
+            .flat_map_iter(&nearest)
+            .collect()
+    } else {
+        nearest(queries)
+    };
+    let mut asking: Vec<Vec<u32>> = vec![Vec::new(); clusters];
+    for (q, list) in lists.chunks(p).enumerate() {
+        for &c in list.iter().filter(|&&c| c != u32::MAX) {
             asking[c as usize].push(q as u32);
         }
     }
@@ -293,8 +320,8 @@ fn ask(
 
 /// The `k` nearest rows of each query among the partitions that `asking` says it asks;
 /// `read(c, buffer)` fills `buffer` with partition `c`'s rows and returns their original
-/// numbers. A query's own row `ids[q]` is left out.
-#[allow(clippy::too_many_arguments)]
+/// numbers. A query's own row `ids[q]` is left out. With `parallel`, the queries are cut into
+/// groups searched by rayon's tasks, each reading the partitions its own queries ask.
 fn scan_asked<'p>(
     asking: &[Vec<u32>],
     queries: &[f32],
@@ -302,61 +329,64 @@ fn scan_asked<'p>(
     k: usize,
     d: usize,
     parallel: bool,
-    mut read: impl FnMut(usize, &mut Vec<f32>) -> Result<&'p [u32], StreamError>,
+    read: impl Fn(usize, &mut Vec<f32>) -> Result<&'p [u32], StreamError> + Sync,
 ) -> Result<Vec<u32>, StreamError> {
     let m = ids.len();
-    let mut best = vec![(f32::INFINITY, u32::MAX); m * k];
-    let mut rows = Vec::new();
-    let mut gathered = Vec::new();
-    let mut products_out = Vec::new();
+    if !parallel || m < 2 {
+        return scan_group(asking, queries, ids, k, d, &read);
+    }
+    let size = m.div_ceil(4 * rayon::current_num_threads()).max(1);
+    let firsts: Vec<usize> = (0..m).step_by(size).collect();
+    let found = firsts
+        .par_iter()
+        .map(|&first| {
+            let last = (first + size).min(m);
+            let asking: Vec<Vec<u32>> = asking
+                .iter()
+                .map(|a| {
+                    a.iter()
+                        .filter(|&&q| (first..last).contains(&(q as usize)))
+                        .map(|&q| q - first as u32)
+                        .collect()
+                })
+                .collect();
+            let (queries, ids) = (&queries[first * d..last * d], &ids[first..last]);
+            scan_group(&asking, queries, ids, k, d, &read)
+        })
+        .collect::<Result<Vec<_>, StreamError>>()?;
+    Ok(found.concat())
+}
+
+/// [`scan_asked`] on one thread.
+fn scan_group<'p>(
+    asking: &[Vec<u32>],
+    queries: &[f32],
+    ids: &[u32],
+    k: usize,
+    d: usize,
+    read: &impl Fn(usize, &mut Vec<f32>) -> Result<&'p [u32], StreamError>,
+) -> Result<Vec<u32>, StreamError> {
+    let mut tops: Vec<Top> = ids.iter().map(|&q| Top::new(k, q as usize)).collect();
+    let (mut rows, mut gathered, mut out) = (Vec::new(), Vec::new(), Vec::new());
     for (c, asked) in asking.iter().enumerate().filter(|(_, a)| !a.is_empty()) {
         let original = read(c, &mut rows)?;
-        let size = original.len();
-        if size == 0 {
+        if original.is_empty() {
             continue;
         }
         let norms = row_norms(&rows, d);
-        gathered.clear();
-        for &q in asked {
-            gathered.extend_from_slice(&queries[q as usize * d..(q as usize + 1) * d]);
-        }
-        products_out.resize(asked.len() * size, 0.0);
-        products(
-            &mut products_out,
-            &gathered,
+        offer_tiles(
+            &mut tops,
+            asked,
+            queries,
             &rows,
-            asked.len(),
-            size,
+            &norms,
+            original,
             d,
-            parallel,
+            &mut gathered,
+            &mut out,
         );
-        for (&q, dots) in asked.iter().zip(products_out.chunks(size)) {
-            let own = ids[q as usize];
-            let list = &mut best[q as usize * k..(q as usize + 1) * k];
-            for ((&dot, &norm), &row) in dots.iter().zip(&norms).zip(original) {
-                if row != own {
-                    offer(list, (norm - 2.0 * dot, row));
-                }
-            }
-        }
     }
-    Ok(best.into_iter().map(|(_, row)| row).collect())
-}
-
-/// Keeps `list` the `k` smallest `(distance, row)` pairs seen, ascending (ties by row).
-fn offer(list: &mut [(f32, u32)], candidate: (f32, u32)) {
-    let worse = |a: &(f32, u32), b: &(f32, u32)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
-    let last = list.len() - 1;
-    // Most candidates are farther than the k-th: one comparison of finite distances.
-    if candidate.0 > list[last].0 || worse(&candidate, &list[last]).is_ge() {
-        return;
-    }
-    let mut i = last;
-    while i > 0 && worse(&candidate, &list[i - 1]).is_lt() {
-        list[i] = list[i - 1];
-        i -= 1;
-    }
-    list[i] = candidate;
+    Ok(tops.iter().flat_map(Top::list).collect())
 }
 
 /// The exact `k` nearest rows of each query (its own row `ids[i]` excluded), in one pass.
@@ -368,25 +398,28 @@ fn exact_of(
 ) -> Result<Vec<u32>, StreamError> {
     let d = spill.dim;
     let m = ids.len();
-    let mut best = vec![(f32::INFINITY, u32::MAX); m * k];
-    let mut dots = vec![0f32; m * BLOCK];
+    let mut tops: Vec<Top> = ids.iter().map(|&q| Top::new(k, q as usize)).collect();
+    // Groups of queries, each searched by one of rayon's tasks.
+    let size = m.div_ceil(4 * rayon::current_num_threads()).max(1);
+    let mut buffers: Vec<(Vec<f32>, Vec<f32>)> = vec![Default::default(); m.div_ceil(size)];
+    let mut numbers = Vec::new();
     spill.for_blocks(BLOCK, |start, block| {
         let rows = block.len() / d;
         let norms = row_norms(block, d);
-        let dots = &mut dots[..m * rows];
-        products(dots, queries, block, m, rows, d, true);
-        best.par_chunks_mut(k)
-            .zip(dots.par_chunks(rows))
-            .zip(ids.par_iter())
-            .for_each(|((list, dots), &own)| {
-                for (j, (&dot, &norm)) in dots.iter().zip(&norms).enumerate() {
-                    let row = (start + j) as u32;
-                    if row != own {
-                        offer(list, (norm - 2.0 * dot, row));
-                    }
-                }
+        numbers.clear();
+        numbers.extend((start..start + rows).map(|j| j as u32));
+        tops.par_chunks_mut(size)
+            .zip(buffers.par_iter_mut())
+            .enumerate()
+            .for_each(|(g, (tops, (gathered, out)))| {
+                let first = g * size;
+                let which: Vec<u32> = (0..tops.len() as u32).collect();
+                let queries = &queries[first * d..(first + tops.len()) * d];
+                offer_tiles(
+                    tops, &which, queries, block, &norms, &numbers, d, gathered, out,
+                );
             });
         Ok(())
     })?;
-    Ok(best.into_iter().map(|(_, row)| row).collect())
+    Ok(tops.iter().flat_map(Top::list).collect())
 }
