@@ -13,6 +13,7 @@ use crate::{Error, ExitStatus};
 pub fn run(config: &ScanConfig) -> Result<ExitStatus, Error> {
     let progress = Progress::new(config.input.progress);
     let outcome = scan(config, &progress)?;
+    crate::stream::trace("report");
     if let Some(dir) = &config.out {
         report::write_dir(
             dir,
@@ -22,6 +23,7 @@ pub fn run(config: &ScanConfig) -> Result<ExitStatus, Error> {
             &outcome.flags,
             &outcome.detection,
         )?;
+        crate::stream::trace("scores");
     }
     if let Some(path) = &config.html {
         let (input, o) = (&config.input.path, &outcome);

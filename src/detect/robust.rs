@@ -27,29 +27,52 @@ pub fn median_sd(values: &[f64]) -> (f64, f64) {
 /// MAD is 0 divides by the smallest positive spread seen in any class instead, so that scores
 /// stay finite and comparable.
 pub fn robust_z(scores: &[f32], subset: &Subset) -> Vec<f32> {
-    let mut members = vec![Vec::new(); subset.n_classes];
-    for (i, &c) in subset.labels.iter().enumerate() {
-        members[c as usize].push(i);
-    }
-    let stats: Vec<(f64, f64)> = members
+    let scale = RobustScale::new(scores, subset);
+    scores
         .iter()
-        .map(|m| median_sd(&m.iter().map(|&i| scores[i] as f64).collect::<Vec<_>>()))
-        .collect();
-    let floor = stats
-        .iter()
-        .map(|s| s.1)
-        .filter(|&s| s > 0.0)
-        .fold(f64::INFINITY, f64::min);
-    let floor = if floor.is_finite() { floor } else { 1.0 };
-    let mut z = vec![0f32; scores.len()];
-    for (c, m) in members.iter().enumerate() {
-        let (med, sd) = stats[c];
-        let sd = if sd > 0.0 { sd } else { floor };
-        for &i in m {
-            z[i] = ((scores[i] as f64 - med) / sd) as f32;
+        .zip(&subset.labels)
+        .map(|(&s, &c)| scale.z(s, c))
+        .collect()
+}
+
+/// Each class's median and spread for [`robust_z`], so that z-scores can be taken a few
+/// rows at a time (`scores.parquet` of a streamed scan is written in chunks).
+pub struct RobustScale {
+    stats: Vec<(f64, f64)>,
+}
+
+impl RobustScale {
+    /// One class's scores at a time: at 20M rows, all classes' values at once would hold
+    /// 160 MB.
+    pub fn new(scores: &[f32], subset: &Subset) -> Self {
+        let mut stats: Vec<(f64, f64)> = (0..subset.n_classes as u32)
+            .map(|c| {
+                let values: Vec<f64> = scores
+                    .iter()
+                    .zip(&subset.labels)
+                    .filter(|&(_, &l)| l == c)
+                    .map(|(&s, _)| s as f64)
+                    .collect();
+                median_sd(&values)
+            })
+            .collect();
+        let floor = stats
+            .iter()
+            .map(|s| s.1)
+            .filter(|&s| s > 0.0)
+            .fold(f64::INFINITY, f64::min);
+        let floor = if floor.is_finite() { floor } else { 1.0 };
+        for s in &mut stats {
+            s.1 = if s.1 > 0.0 { s.1 } else { floor };
         }
+        RobustScale { stats }
     }
-    z
+
+    /// The z-score of `score` in class `class`.
+    pub fn z(&self, score: f32, class: u32) -> f32 {
+        let (med, sd) = self.stats[class as usize];
+        ((score as f64 - med) / sd) as f32
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! took part, each detector's score and per-class robust z-score, the fused score, the flag
 //! and the reasons. Rows left out of detection hold nulls there.
 
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ use parquet::file::properties::WriterProperties;
 
 use super::{detection, Report, ReportError, RowFlags};
 use crate::dataset::Dataset;
-use crate::detect::robust::robust_z;
+use crate::detect::robust::RobustScale;
 use crate::pipeline::Analysis;
 
 /// The validation columns' Arrow fields; detection adds its own after them (README).
@@ -37,55 +38,83 @@ pub fn validation_fields() -> Vec<Field> {
     ]
 }
 
-/// Detection columns: `used`, `<detector>_<view>` and `<detector>_<view>_z` per run,
-/// `fused_score`, `flagged` (suspected poisoning), `label_issue`, `reasons`.
-fn detection_columns(analysis: &Analysis, dataset: &Dataset) -> (Vec<Field>, Vec<ArrayRef>) {
-    let n = dataset.len();
-    let subset = &analysis.subset;
-    let mut position = vec![None; n];
-    for (p, &r) in subset.rows.iter().enumerate() {
-        position[r as usize] = Some(p);
+/// Rows a record batch of [`write`]: at 20M rows one batch of every row held about 1.8 GB.
+const CHUNK_ROWS: usize = 1 << 18;
+
+/// Each row's place in the detection subset (`u32::MAX`: not used), and each detector's
+/// per-class scale for its z-scores: what every chunk of rows reads.
+struct Places {
+    position: Vec<u32>,
+    scales: Vec<RobustScale>,
+}
+
+impl Places {
+    fn new(analysis: &Analysis, n: usize) -> Self {
+        let mut position = vec![u32::MAX; n];
+        for (p, &r) in analysis.subset.rows.iter().enumerate() {
+            position[r as usize] = p as u32;
+        }
+        let scales = analysis
+            .runs
+            .iter()
+            .map(|run| RobustScale::new(&run.detection.scores, &analysis.subset))
+            .collect();
+        Places { position, scales }
     }
-    let per_row = |values: &[f32]| -> ArrayRef {
+
+    /// The subset places of rows `rows`.
+    fn of(&self, rows: &Range<usize>) -> impl Iterator<Item = Option<usize>> + '_ {
+        self.position[rows.clone()]
+            .iter()
+            .map(|&p| (p != u32::MAX).then_some(p as usize))
+    }
+}
+
+/// Detection columns of rows `rows`: `used`, `<detector>_<view>` and `<detector>_<view>_z`
+/// per run, `fused_score`, `flagged` (suspected poisoning), `label_issue`, `reasons`.
+fn detection_columns(
+    analysis: &Analysis,
+    places: &Places,
+    classes: &[String],
+    rows: &Range<usize>,
+) -> (Vec<Field>, Vec<ArrayRef>) {
+    let subset = &analysis.subset;
+    let per_row = |value: &dyn Fn(usize) -> f32| -> ArrayRef {
         Arc::new(Float32Array::from_iter(
-            position.iter().map(|p| p.map(|p| values[p])),
+            places.of(rows).map(|p| p.map(value)),
         ))
     };
     let mut fields = vec![Field::new("used", DataType::Boolean, false)];
     let mut columns: Vec<ArrayRef> = vec![Arc::new(BooleanArray::from_iter(
-        position.iter().map(|p| Some(p.is_some())),
+        places.of(rows).map(|p| Some(p.is_some())),
     ))];
-    for run in &analysis.runs {
+    for (run, scale) in analysis.runs.iter().zip(&places.scales) {
         let d = &run.detection;
         let name = format!("{}_{}", d.detector, d.view.name());
         fields.push(Field::new(&name, DataType::Float32, true));
-        columns.push(per_row(&d.scores));
+        columns.push(per_row(&|p| d.scores[p]));
         fields.push(Field::new(format!("{name}_z"), DataType::Float32, true));
-        columns.push(per_row(&robust_z(&d.scores, subset)));
+        columns.push(per_row(&|p| scale.z(d.scores[p], subset.labels[p])));
     }
     let v = &analysis.verdict;
-    let classes: Vec<String> = dataset
-        .labels
-        .as_ref()
-        .map_or_else(Vec::new, |l| l.classes.clone());
     fields.push(Field::new("fused_score", DataType::Float32, true));
-    columns.push(per_row(&v.scores));
+    columns.push(per_row(&|p| v.scores[p]));
     fields.push(Field::new("flagged", DataType::Boolean, false));
     columns.push(Arc::new(BooleanArray::from_iter(
-        position.iter().map(|p| Some(p.is_some_and(|p| v.flags[p]))),
+        places.of(rows).map(|p| Some(p.is_some_and(|p| v.flags[p]))),
     )));
     fields.push(Field::new("label_issue", DataType::Boolean, false));
     columns.push(Arc::new(BooleanArray::from_iter(
-        position
-            .iter()
+        places
+            .of(rows)
             .map(|p| Some(p.is_some_and(|p| v.label_issues[p]))),
     )));
     fields.push(Field::new("reasons", DataType::Utf8, true));
-    columns.push(Arc::new(StringArray::from_iter(position.iter().map(|p| {
+    columns.push(Arc::new(StringArray::from_iter(places.of(rows).map(|p| {
         p.filter(|&p| v.flags[p] || v.label_issues[p]).map(|p| {
             v.reasons[p]
                 .iter()
-                .map(|r| detection::describe(r, &classes))
+                .map(|r| detection::describe(r, classes))
                 .collect::<Vec<_>>()
                 .join("; ")
         })
@@ -99,41 +128,43 @@ pub fn batch(
     flags: &RowFlags,
     outcome: &detection::Outcome,
 ) -> Result<RecordBatch, arrow::error::ArrowError> {
-    Ok(columns(dataset, flags, outcome)?.0)
+    Batches::new(dataset, flags, outcome).batch(0..dataset.len())
 }
 
-/// The batch, and the detectors' descriptions for the file's metadata.
-fn columns(
-    dataset: &Dataset,
-    flags: &RowFlags,
-    outcome: &detection::Outcome,
-) -> Result<(RecordBatch, Vec<String>), arrow::error::ArrowError> {
-    let n = dataset.len();
-    let label = |i| dataset.labels.as_ref().and_then(|l| l.name(i));
-    let mut rules = ListBuilder::new(StringBuilder::new());
-    for row in &flags.rules {
-        for rule in row {
-            rules.values().append_value(rule.name());
+/// What the record batches of `scores.parquet` are built from, a range of rows at a time.
+struct Batches<'a> {
+    dataset: &'a Dataset,
+    flags: &'a RowFlags,
+    detection: Option<(&'a Analysis, Places)>,
+    classes: Vec<String>,
+}
+
+impl<'a> Batches<'a> {
+    fn new(dataset: &'a Dataset, flags: &'a RowFlags, outcome: &'a detection::Outcome) -> Self {
+        let detection = match outcome {
+            detection::Outcome::Ran(analysis) => {
+                Some((analysis.as_ref(), Places::new(analysis, dataset.len())))
+            }
+            _ => None,
+        };
+        let classes = dataset
+            .labels
+            .as_ref()
+            .map_or_else(Vec::new, |l| l.classes.clone());
+        Batches {
+            dataset,
+            flags,
+            detection,
+            classes,
         }
-        rules.append(true);
     }
-    let mut fields = validation_fields();
-    let mut columns: Vec<ArrayRef> = vec![
-        Arc::new(UInt64Array::from_iter_values(0..n as u64)),
-        Arc::new(StringArray::from_iter_values(
-            (0..n).map(|i| dataset.ids.get(i)),
-        )),
-        Arc::new(StringArray::from_iter((0..n).map(label))),
-        Arc::new(BooleanArray::from(flags.error.clone())),
-        Arc::new(BooleanArray::from(flags.warning.clone())),
-        Arc::new(rules.finish()),
-    ];
-    let mut detectors = Vec::new();
-    if let detection::Outcome::Ran(analysis) = outcome {
-        let (f, c) = detection_columns(analysis, dataset);
-        fields.extend(f);
-        columns.extend(c);
-        detectors = analysis
+
+    /// The detectors' descriptions, for the file's metadata.
+    fn detectors(&self) -> Vec<String> {
+        let Some((analysis, _)) = &self.detection else {
+            return Vec::new();
+        };
+        analysis
             .runs
             .iter()
             .map(|r| {
@@ -146,10 +177,40 @@ fn columns(
                     .collect();
                 format!("{}_{view}({})", d.detector, params.join(","))
             })
-            .collect();
+            .collect()
     }
-    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
-    Ok((batch, detectors))
+
+    /// The columns of rows `rows`.
+    fn batch(&self, rows: Range<usize>) -> Result<RecordBatch, arrow::error::ArrowError> {
+        let (dataset, flags) = (self.dataset, self.flags);
+        let label = |i| dataset.labels.as_ref().and_then(|l| l.name(i));
+        let mut rules = ListBuilder::new(StringBuilder::new());
+        for row in &flags.rules[rows.clone()] {
+            for rule in row {
+                rules.values().append_value(rule.name());
+            }
+            rules.append(true);
+        }
+        let mut fields = validation_fields();
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(UInt64Array::from_iter_values(
+                rows.clone().map(|i| i as u64),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rows.clone().map(|i| dataset.ids.get(i)),
+            )),
+            Arc::new(StringArray::from_iter(rows.clone().map(label))),
+            Arc::new(BooleanArray::from(flags.error[rows.clone()].to_vec())),
+            Arc::new(BooleanArray::from(flags.warning[rows.clone()].to_vec())),
+            Arc::new(rules.finish()),
+        ];
+        if let Some((analysis, places)) = &self.detection {
+            let (f, c) = detection_columns(analysis, places, &self.classes, &rows);
+            fields.extend(f);
+            columns.extend(c);
+        }
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+    }
 }
 
 pub fn write(
@@ -163,7 +224,8 @@ pub fn write(
         path: path.to_owned(),
         source,
     };
-    let (batch, detectors) = columns(dataset, flags, outcome).map_err(|e| parquet_err(e.into()))?;
+    let batches = Batches::new(dataset, flags, outcome);
+    let detectors = batches.detectors();
     let mut metadata = vec![
         KeyValue::new("poisongate.version".into(), report.tool.version.to_string()),
         KeyValue::new(
@@ -183,10 +245,22 @@ pub fn write(
         .set_compression(Compression::SNAPPY)
         .set_key_value_metadata(Some(metadata))
         .build();
+    // The rows go in chunks of [`CHUNK_ROWS`]; the writer still cuts row groups by its own
+    // size.
+    let n = dataset.len();
+    let first = batches
+        .batch(0..n.min(CHUNK_ROWS))
+        .map_err(|e| parquet_err(e.into()))?;
     let mut failure = None;
     super::write_atomic(path, |file| {
-        let result = ArrowWriter::try_new(file, batch.schema(), Some(props))
-            .and_then(|mut w| w.write(&batch).and_then(|()| w.close().map(drop)));
+        let result = ArrowWriter::try_new(file, first.schema(), Some(props)).and_then(|mut w| {
+            w.write(&first)?;
+            for start in (CHUNK_ROWS..n).step_by(CHUNK_ROWS) {
+                let batch = batches.batch(start..n.min(start + CHUNK_ROWS))?;
+                w.write(&batch)?;
+            }
+            w.close().map(drop)
+        });
         result.map_err(|e| {
             failure = Some(e);
             std::io::Error::other("parquet writer failed")

@@ -328,6 +328,7 @@ pub(super) fn detect_view(
         &config.verdict,
     );
     verdict.notes.splice(0..0, notes);
+    trace("verdict");
     Ok(Analysis {
         device: "cpu",
         subset,

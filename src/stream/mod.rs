@@ -213,7 +213,7 @@ fn declared_for(declared: Option<&Schema>, keep: impl Fn(&str) -> bool) -> Optio
 /// With `POISONGATE_TRACE_MEMORY` set, the peak and current resident memory at the end of a
 /// step, and the seconds since the first step traced, on stderr (Linux): how
 /// `benches/stream.sh` finds which step sets the peak and what each step costs.
-fn trace(step: &str) {
+pub(crate) fn trace(step: &str) {
     static FIRST: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     if std::env::var_os("POISONGATE_TRACE_MEMORY").is_none() {
         return;

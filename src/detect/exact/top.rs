@@ -17,6 +17,7 @@ pub(crate) struct Top {
 }
 
 impl Top {
+    /// An empty list for the query whose own row is `query` (`usize::MAX`: none).
     pub(crate) fn new(k: usize, query: usize) -> Self {
         Top {
             query,
@@ -26,9 +27,8 @@ impl Top {
         }
     }
 
-    /// The squared distance to the k-th row so far (infinite until k rows are in), given
-    /// the query's own squared norm.
-    /// The rows found, nearest first; `u32::MAX` where fewer than `k` were offered.
+    /// The rows found, nearest first; `u32::MAX` where fewer than `k` were offered. A
+    /// query's own row (`query`) is never one of them.
     pub(crate) fn list(&self) -> impl Iterator<Item = u32> + '_ {
         let missing = self.k - self.items.len();
         self.items
@@ -37,6 +37,8 @@ impl Top {
             .chain(std::iter::repeat_n(u32::MAX, missing))
     }
 
+    /// The squared distance to the k-th row so far (infinite until k rows are in), given
+    /// the query's own squared norm.
     pub(crate) fn kth(&self, query_norm: f32) -> f32 {
         self.worst.0 + query_norm
     }
