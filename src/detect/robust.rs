@@ -42,17 +42,28 @@ pub struct RobustScale {
 }
 
 impl RobustScale {
-    /// One class's scores at a time: at 20M rows, all classes' values at once would hold
-    /// 160 MB.
+    /// The scores are grouped by class once (a counting sort, f32), and each class's values
+    /// are widened to f64 only while its median is taken: at 20M rows, every class's f64
+    /// values at once would hold 160 MB.
     pub fn new(scores: &[f32], subset: &Subset) -> Self {
-        let mut stats: Vec<(f64, f64)> = (0..subset.n_classes as u32)
-            .map(|c| {
-                let values: Vec<f64> = scores
-                    .iter()
-                    .zip(&subset.labels)
-                    .filter(|&(_, &l)| l == c)
-                    .map(|(&s, _)| s as f64)
-                    .collect();
+        let classes = subset.n_classes;
+        let mut start = vec![0usize; classes + 1];
+        for &c in &subset.labels {
+            start[c as usize + 1] += 1;
+        }
+        for c in 0..classes {
+            start[c + 1] += start[c];
+        }
+        let mut grouped = vec![0f32; scores.len()];
+        let mut cursor = start.clone();
+        for (&s, &c) in scores.iter().zip(&subset.labels) {
+            grouped[cursor[c as usize]] = s;
+            cursor[c as usize] += 1;
+        }
+        let mut stats: Vec<(f64, f64)> = start
+            .windows(2)
+            .map(|w| {
+                let values: Vec<f64> = grouped[w[0]..w[1]].iter().map(|&s| s as f64).collect();
                 median_sd(&values)
             })
             .collect();

@@ -301,7 +301,7 @@ fn ask(
         tops.iter().flat_map(Top::list).collect()
     };
     let lists = if parallel {
-        let size = m.div_ceil(4 * rayon::current_num_threads()).max(1);
+        let size = group_size(m);
         queries
             .par_chunks(size * d)
             .flat_map_iter(&nearest)
@@ -335,7 +335,7 @@ fn scan_asked<'p>(
     if !parallel || m < 2 {
         return scan_group(asking, queries, ids, k, d, &read);
     }
-    let size = m.div_ceil(4 * rayon::current_num_threads()).max(1);
+    let size = group_size(m);
     let firsts: Vec<usize> = (0..m).step_by(size).collect();
     let found = firsts
         .par_iter()
@@ -355,6 +355,11 @@ fn scan_asked<'p>(
         })
         .collect::<Result<Vec<_>, StreamError>>()?;
     Ok(found.concat())
+}
+
+/// Queries a rayon task takes when `m` are cut into groups: four groups a thread.
+fn group_size(m: usize) -> usize {
+    m.div_ceil(4 * rayon::current_num_threads()).max(1)
 }
 
 /// [`scan_asked`] on one thread.
@@ -400,9 +405,11 @@ fn exact_of(
     let m = ids.len();
     let mut tops: Vec<Top> = ids.iter().map(|&q| Top::new(k, q as usize)).collect();
     // Groups of queries, each searched by one of rayon's tasks.
-    let size = m.div_ceil(4 * rayon::current_num_threads()).max(1);
+    let size = group_size(m);
     let mut buffers: Vec<(Vec<f32>, Vec<f32>)> = vec![Default::default(); m.div_ceil(size)];
     let mut numbers = Vec::new();
+    // A group's queries by their place in it.
+    let places: Vec<u32> = (0..size as u32).collect();
     spill.for_blocks(BLOCK, |start, block| {
         let rows = block.len() / d;
         let norms = row_norms(block, d);
@@ -413,10 +420,10 @@ fn exact_of(
             .enumerate()
             .for_each(|(g, (tops, (gathered, out)))| {
                 let first = g * size;
-                let which: Vec<u32> = (0..tops.len() as u32).collect();
+                let which = &places[..tops.len()];
                 let queries = &queries[first * d..(first + tops.len()) * d];
                 offer_tiles(
-                    tops, &which, queries, block, &norms, &numbers, d, gathered, out,
+                    tops, which, queries, block, &norms, &numbers, d, gathered, out,
                 );
             });
         Ok(())
