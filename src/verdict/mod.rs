@@ -24,6 +24,8 @@
 //! means flagged), and for the rest half the neighbour evidence over its bar (below 0.84), so
 //! that label issues rank without being flagged.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::detect::knn::Votes;
@@ -163,7 +165,7 @@ pub struct Verdict {
     pub scores: Vec<f32>,
     pub flags: Vec<bool>,
     pub label_issues: Vec<bool>,
-    pub reasons: Vec<Vec<Reason>>,
+    pub reasons: Reasons,
     pub classes: Vec<ClassVerdict>,
     pub tests: Vec<DatasetTest>,
     /// What limited the verdict, if anything.
@@ -176,7 +178,6 @@ impl Verdict {
             scores: vec![0.0; n],
             flags: vec![false; n],
             label_issues: vec![false; n],
-            reasons: vec![Vec::new(); n],
             ..Default::default()
         }
     }
@@ -186,12 +187,33 @@ impl Verdict {
     fn flag(&mut self, r: usize, evidence: f64, reason: Reason) {
         self.flags[r] = true;
         self.scores[r] = self.scores[r].max(evidence.max(1.0) as f32);
-        let reasons = &mut self.reasons[r];
+        let reasons = self.reasons.of_mut(r);
         let at = reasons
             .iter()
             .position(|x| !x.is_poisoning())
             .unwrap_or(reasons.len());
         reasons.insert(at, reason);
+    }
+}
+
+/// The reasons of the rows that have any, by subset row; every other row reads as none. A
+/// list per row cost 24 bytes a row, empty or not (480 MB at 20M rows), where only the
+/// flagged and the label issues hold one.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Reasons(BTreeMap<usize, Vec<Reason>>);
+
+impl Reasons {
+    /// Row `r`'s reasons, to add to.
+    fn of_mut(&mut self, r: usize) -> &mut Vec<Reason> {
+        self.0.entry(r).or_default()
+    }
+}
+
+impl std::ops::Index<usize> for Reasons {
+    type Output = [Reason];
+
+    fn index(&self, r: usize) -> &[Reason] {
+        self.0.get(&r).map_or(&[], Vec::as_slice)
     }
 }
 
@@ -304,7 +326,7 @@ fn label_issues(
         }
         let (label, count) = votes.top_other[i];
         verdict.label_issues[i] = true;
-        verdict.reasons[i].push(Reason::Neighbours {
+        verdict.reasons.of_mut(i).push(Reason::Neighbours {
             view: e.view,
             label,
             votes: count,
