@@ -7,7 +7,8 @@
 # Gaussian groups: clean data, so the gate should pass), seed 1.
 #
 # Usage: bash benches/stream.sh [--sizes 1000000,5000000] [--limit 3GiB] [--memory-too 1000000]
-#        [--args "--embedder raw --knn-index ivf"] [--work DIR]
+#        [--args "--embedder raw --knn-index ivf"] [--work DIR] [--csv]
+# --csv: the same tables as CSV (a streamed CSV is read from a Parquet copy).
 # --memory-too: sizes at which the in-memory scan (same arguments, no limit) also runs.
 # Prints one table row per run; full logs and reports are kept under $OUT (default a temp
 # folder, removed) when OUT is set.
@@ -19,6 +20,7 @@ limit=3GiB
 memory_too=1000000
 args="--embedder raw --knn-index ivf"
 work=${TMPDIR:-/tmp}
+ext=parquet
 while [ $# -gt 0 ]; do
   case $1 in
     --sizes) sizes=$2; shift 2 ;;
@@ -26,6 +28,7 @@ while [ $# -gt 0 ]; do
     --memory-too) memory_too=$2; shift 2 ;;
     --args) args=$2; shift 2 ;;
     --work) work=$2; shift 2 ;;
+    --csv) ext=csv; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -73,7 +76,7 @@ echo "| run | streamed | rows | wall s | peak RSS MiB | k-NN s | recall@probe | 
 echo "|---|---|---|---|---|---|---|---|"
 IFS=, read -ra list <<<"$sizes"
 for rows in "${list[@]}"; do
-  file=$data/t$rows.parquet
+  file=$data/t$rows.$ext
   "$bin" generate tabular "$file" --rows "$rows" --features 64 --classes 10 --groups 20 --seed 1
   row "--memory-limit $limit" "$rows" "$file" --memory-limit "$limit"
   if [[ ",$memory_too," == *",$rows,"* ]]; then

@@ -248,9 +248,9 @@ pub struct ScanArgs {
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
 
-    /// Memory budget ("3GiB", "512MiB", bytes): a Parquet table whose in-memory scan is
-    /// estimated above it is streamed, one column at a time, with its matrices on disk
-    /// [default: half the machine's memory].
+    /// Memory budget ("3GiB", "512MiB", bytes): a Parquet or CSV table whose in-memory scan
+    /// is estimated above it is streamed, one column at a time (a CSV from a Parquet copy in
+    /// the work folder), with its matrices on disk [default: half the machine's memory].
     #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
     pub memory_limit: Option<u64>,
 

@@ -10,13 +10,38 @@ use super::SourceError;
 /// gigabyte in memory twice. Training rows are far shorter; a longer line is an error.
 pub const MAX_LINE_BYTES: u64 = 64 << 20;
 
-pub fn check(path: &Path, separator: u8) -> Result<(), SourceError> {
-    check_with(path, separator, MAX_LINE_BYTES)
+/// Checks `path` and returns its number of rows (records after the header).
+pub fn check(path: &Path, separator: u8) -> Result<u64, SourceError> {
+    walk(path, separator, |_| Ok::<_, SourceError>(()))
 }
 
-fn check_with(path: &Path, separator: u8, max_line: u64) -> Result<(), SourceError> {
+/// Checks `path` as [`check`] does, calling `each` with the byte offset at which every record
+/// starts, in order (how a streaming scan cuts the file into chunks of whole records).
+pub fn walk<E: From<SourceError>>(
+    path: &Path,
+    separator: u8,
+    each: impl FnMut(u64) -> Result<(), E>,
+) -> Result<u64, E> {
+    walk_with(path, separator, MAX_LINE_BYTES, each)
+}
+
+#[cfg(test)]
+fn check_with(path: &Path, separator: u8, max_line: u64) -> Result<u64, SourceError> {
+    walk_with(path, separator, max_line, |_| Ok::<_, SourceError>(()))
+}
+
+/// The number of fields in `path`'s header, read under the same line limit.
+pub fn header_fields(path: &Path, separator: u8) -> Result<usize, SourceError> {
+    let mut reader = reader(path, separator, MAX_LINE_BYTES)?;
+    let header = reader.headers().map_err(|e| describe(path, e))?;
+    Ok(header.len())
+}
+
+type Reader = csv::Reader<LineLimit<std::io::BufReader<std::fs::File>>>;
+
+fn reader(path: &Path, separator: u8, max_line: u64) -> Result<Reader, SourceError> {
     let file = std::fs::File::open(path).map_err(|e| SourceError::io(path, e))?;
-    let mut reader = csv::ReaderBuilder::new()
+    Ok(csv::ReaderBuilder::new()
         .delimiter(separator)
         .has_headers(true)
         .flexible(false)
@@ -25,7 +50,16 @@ fn check_with(path: &Path, separator: u8, max_line: u64) -> Result<(), SourceErr
             max: max_line,
             run: 0,
             line: 1,
-        });
+        }))
+}
+
+fn walk_with<E: From<SourceError>>(
+    path: &Path,
+    separator: u8,
+    max_line: u64,
+    mut each: impl FnMut(u64) -> Result<(), E>,
+) -> Result<u64, E> {
+    let mut reader = reader(path, separator, max_line)?;
     // Two columns of one name: polars would rename the second, and a role or schema rule
     // naming it would silently take the first.
     let header = reader.headers().map_err(|e| describe(path, e))?;
@@ -42,16 +76,21 @@ fn check_with(path: &Path, separator: u8, max_line: u64) -> Result<(), SourceErr
                         first + 1,
                         i + 1
                     ),
-                });
+                }
+                .into());
             }
         }
     }
     let mut record = csv::StringRecord::new();
+    let mut rows = 0;
     loop {
         match reader.read_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => return Ok(()),
-            Err(e) => return Err(describe(path, e)),
+            Ok(true) => {
+                rows += 1;
+                each(record.position().map_or(0, |p| p.byte()))?;
+            }
+            Ok(false) => return Ok(rows),
+            Err(e) => return Err(describe(path, e).into()),
         }
     }
 }
@@ -144,11 +183,37 @@ impl<R: std::io::Read> std::io::Read for LineLimit<R> {
 mod tests {
     use super::*;
 
-    fn check_text(text: &[u8]) -> Result<(), SourceError> {
+    fn check_text(text: &[u8]) -> Result<u64, SourceError> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.csv");
         std::fs::write(&path, text).unwrap();
         check(&path, b',')
+    }
+
+    #[test]
+    fn walk_counts_the_records_and_gives_where_each_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        // A quoted field holds a newline: a record, not a line, is the unit.
+        let text = b"a,b\n1,2\n\"x\ny\",3\n4,5";
+        std::fs::write(&path, text).unwrap();
+        let mut starts = Vec::new();
+        let rows = walk(&path, b',', |at| {
+            starts.push(at);
+            Ok::<_, SourceError>(())
+        })
+        .unwrap();
+        assert_eq!(rows, 3);
+        assert_eq!(starts, [4, 8, 16]);
+        assert_eq!(&text[16..], b"4,5");
+        let err = walk(&path, b',', |at| {
+            if at == 8 {
+                return Err(SourceError::NoRows(path.clone()));
+            }
+            Ok(())
+        })
+        .unwrap_err();
+        assert!(matches!(err, SourceError::NoRows(_)), "{err}");
     }
 
     #[test]
@@ -170,7 +235,7 @@ mod tests {
 
     #[test]
     fn well_formed_csv_passes() {
-        check_text(b"a,b\n1,2\n\"x,y\",3\n").unwrap();
+        assert_eq!(check_text(b"a,b\n1,2\n\"x,y\",3\n").unwrap(), 2);
     }
 
     #[test]

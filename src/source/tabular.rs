@@ -42,7 +42,7 @@ pub struct TabularInput {
 }
 
 /// Rows used to infer CSV column types before a full-file retry (see [`read`]).
-const CSV_INFER_ROWS: usize = 10_000;
+pub(crate) const CSV_INFER_ROWS: usize = 10_000;
 
 /// What each loaded column is for.
 #[derive(Debug, Clone, PartialEq)]

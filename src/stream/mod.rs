@@ -20,6 +20,7 @@
 //! folders stream in [`images`], with the raw or the MobileNetV2 view.
 
 mod classes;
+mod csv;
 mod detect;
 pub mod embedding;
 #[cfg(test)]
@@ -111,14 +112,14 @@ pub struct Plan {
     pub limit: u64,
 }
 
-/// Whether `config`'s input is streamed: a Parquet table of numeric features whose in-memory
-/// scan is estimated above the memory limit. Returns the plan and the input's listing
-/// findings. Anything else stays in memory.
+/// Whether `config`'s input is streamed: a Parquet or CSV table of numeric features whose
+/// in-memory scan is estimated above the memory limit. Returns the plan and the input's
+/// listing findings. Anything else stays in memory.
 pub fn plan(config: &ScanConfig) -> Result<Option<(Plan, Vec<Finding>)>, Error> {
     let Some(limit) = config.memory_limit.or_else(default_limit) else {
         return Ok(None);
     };
-    Ok(table(config, limit)?.filter(|(plan, _)| plan.estimate > limit))
+    Ok(table(config, limit, true)?.filter(|(plan, _)| plan.estimate > limit))
 }
 
 /// The plan of a scan whose steps run as tasks (the Ray engine): it streams whatever the
@@ -129,7 +130,7 @@ pub fn plan_for_tasks(config: &ScanConfig) -> Result<(Plan, Vec<Finding>), Error
         .memory_limit
         .or_else(default_limit)
         .unwrap_or(4 << 30);
-    table(config, limit)?.ok_or_else(|| {
+    table(config, limit, false)?.ok_or_else(|| {
         StreamError::Unsupported(format!(
             "{}: the Ray engine reads image folders and Parquet tables of numeric feature columns (a file or a folder of them); scan other inputs with `poisongate scan`",
             config.input.path.display()
@@ -138,19 +139,62 @@ pub fn plan_for_tasks(config: &ScanConfig) -> Result<(Plan, Vec<Finding>), Error
     })
 }
 
-/// The plan of `config`'s input if it is a Parquet table of numeric features.
-fn table(config: &ScanConfig, limit: u64) -> Result<Option<(Plan, Vec<Finding>)>, Error> {
+/// The plan of `config`'s input if it is a Parquet table of numeric features, or (with
+/// `csv`) a CSV one whose in-memory scan may be over `limit`.
+fn table(
+    config: &ScanConfig,
+    limit: u64,
+    csv: bool,
+) -> Result<Option<(Plan, Vec<Finding>)>, Error> {
     let (input, findings) = source::detect(&config.input.path)?;
     let Input::Tabular(input) = input else {
         return Ok(None);
     };
-    if input.format != TabularFormat::Parquet {
+    match input.format {
+        TabularFormat::Parquet => plan_of(config, limit, input, findings, None),
+        // A CSV the plan cannot read is read in memory, whose read names the problem as it
+        // always has (its structural check runs before polars).
+        TabularFormat::Csv { separator } if csv => Ok(csv_rows(&input, separator, limit)
+            .and_then(|rows| match rows {
+                Some(rows) => plan_of(config, limit, input, findings, Some(rows)),
+                None => Ok(None),
+            })
+            .unwrap_or(None)),
+        _ => Ok(None),
+    }
+}
+
+/// The rows of the CSV `input`, or None where it cannot be over `limit`. A row of `h` header
+/// fields takes at least `h` bytes (a separator or newline each), and the scan reads at most
+/// `h` features: a file of `bytes` under the limit at `bytes / h` rows of `h` features is not
+/// counted (a pass that the in-memory read makes again), and polars reads none of it here.
+fn csv_rows(input: &TabularInput, separator: u8, limit: u64) -> Result<Option<u64>, Error> {
+    let mut bytes = 0;
+    let mut fields = usize::MAX;
+    for path in &input.files {
+        bytes += std::fs::metadata(path)
+            .map_err(|e| SourceError::io(path, e))?
+            .len();
+        fields = fields.min(source::csv_check::header_fields(path, separator)?);
+    }
+    let h = fields.max(1) as u64;
+    if in_memory_bytes(bytes / h, h) <= limit {
         return Ok(None);
     }
     let mut rows = 0;
     for path in &input.files {
-        rows += source::parquet_check::check(path)?;
+        rows += source::csv_check::check(path, separator)?;
     }
+    Ok(Some(rows))
+}
+
+fn plan_of(
+    config: &ScanConfig,
+    limit: u64,
+    input: TabularInput,
+    findings: Vec<Finding>,
+    csv_rows: Option<u64>,
+) -> Result<Option<(Plan, Vec<Finding>)>, Error> {
     let (_, file_schema) = schema(&input)?;
     let roles = tabular::resolve_roles(&input, &file_schema, &config.input.columns)?;
     let PayloadRole::Features(features) = &roles.payload else {
@@ -159,6 +203,16 @@ fn table(config: &ScanConfig, limit: u64) -> Result<Option<(Plan, Vec<Finding>)>
     if features.is_empty() {
         return Ok(None);
     }
+    let rows = match csv_rows {
+        Some(rows) => rows,
+        None => {
+            let mut rows = 0;
+            for path in &input.files {
+                rows += source::parquet_check::check(path)?;
+            }
+            rows
+        }
+    };
     let plan = Plan {
         features: features.len(),
         input,
@@ -191,8 +245,12 @@ fn guarded<T>(
         .map_err(polars_error(input))
 }
 
+/// The lazy frame of `input` and its schema. A CSV's column types are inferred from its
+/// first rows, as the in-memory read first does: a full pass would read the whole file.
 fn schema(input: &TabularInput) -> Result<(LazyFrame, SchemaRef), SourceError> {
-    let mut lf = tabular::scan(input, None)?;
+    let infer =
+        matches!(input.format, TabularFormat::Csv { .. }).then_some(tabular::CSV_INFER_ROWS);
+    let mut lf = tabular::scan(input, infer)?;
     let schema = guarded(input, || lf.collect_schema())?;
     Ok((lf, schema))
 }
@@ -242,17 +300,29 @@ const ROW_BLOCK: usize = 65536;
 pub fn scan(
     config: &ScanConfig,
     declared: Option<&Schema>,
-    plan: Plan,
+    mut plan: Plan,
     mut findings: Vec<Finding>,
     tasks: Option<&dyn remote::Tasks>,
     progress: &Progress,
 ) -> Result<Outcome, Error> {
-    let input = &plan.input;
     let parent = config.work_dir.clone().unwrap_or_else(std::env::temp_dir);
     let work = tempfile::Builder::new()
         .prefix("poisongate-")
         .tempdir_in(&parent)
         .map_err(|e| StreamError::io(&parent, e))?;
+    trace("plan");
+    let format = match plan.input.format {
+        TabularFormat::Csv { .. } => Format::Csv,
+        TabularFormat::Parquet => Format::Parquet,
+        TabularFormat::Arrow => Format::Arrow,
+    };
+    // A CSV table is read from its Parquet copy, removed once its columns are read.
+    let copied = format == Format::Csv;
+    if copied {
+        (plan.input, plan.rows) = csv::to_parquet(&plan.input, work.path(), progress)?;
+        trace("CSV to Parquet");
+    }
+    let input = &plan.input;
     let (lf, file_schema) = schema(input)?;
     let roles = tabular::resolve_roles(input, &file_schema, &config.input.columns)?;
     let PayloadRole::Features(features) = roles.payload.clone() else {
@@ -402,6 +472,12 @@ pub fn scan(
     }
     bar.finish_and_clear();
     trace("columns");
+    if copied && tasks.is_none() {
+        drop(lf);
+        for file in &input.files {
+            std::fs::remove_file(file).map_err(|e| StreamError::io(file, e))?;
+        }
+    }
     if kept.is_empty() {
         return Err(SourceError::NoFeatures {
             path: input.path.clone(),
@@ -423,7 +499,7 @@ pub fn scan(
     let dataset = Dataset {
         origin: Origin {
             path: input.path.display().to_string(),
-            format: Format::Parquet,
+            format,
             files: input.files.len(),
             ignored_columns: ignored,
         },

@@ -17,6 +17,22 @@ use crate::scan::{scan, Outcome};
 /// raised by 10, relabelled to class 0), 2 % flipped labels, a NaN, a null label, a conflicting duplicate, a
 /// string feature with one non-numeric value, a constant column and an id column.
 fn write_table(path: &Path, n: usize) {
+    let mut df = table(n);
+    let file = std::fs::File::create(path).unwrap();
+    ParquetWriter::new(file)
+        .with_row_group_size(Some(500))
+        .finish(&mut df)
+        .unwrap();
+}
+
+/// [`write_table`]'s table as CSV.
+fn write_csv(path: &Path, n: usize) {
+    let mut df = table(n);
+    let file = std::fs::File::create(path).unwrap();
+    CsvWriter::new(file).finish(&mut df).unwrap();
+}
+
+fn table(n: usize) -> DataFrame {
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
     let noise = Normal::new(0.0f64, 1.0).unwrap();
     let classes = 12;
@@ -62,12 +78,7 @@ fn write_table(path: &Path, n: usize) {
     columns.push(Column::new("label".into(), labels));
     let ids: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
     columns.push(Column::new("id".into(), ids));
-    let mut df = DataFrame::new(n, columns).unwrap();
-    let file = std::fs::File::create(path).unwrap();
-    ParquetWriter::new(file)
-        .with_row_group_size(Some(500))
-        .finish(&mut df)
-        .unwrap();
+    DataFrame::new(n, columns).unwrap()
 }
 
 fn config_of(path: &Path, work: &Path, argv: &[&str]) -> ScanConfig {
@@ -94,19 +105,37 @@ fn a_streamed_scan_finds_what_the_in_memory_scan_finds() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.parquet");
     write_table(&path, 3000);
+    same_as_in_memory(&path, dir.path());
+}
+
+/// A CSV table streams from its Parquet copy (cut into many chunks here) and finds what the
+/// in-memory read of the CSV finds.
+#[test]
+fn a_streamed_csv_scan_finds_what_the_in_memory_scan_finds() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.csv");
+    write_csv(&path, 3000);
+    assert!(std::fs::metadata(&path).unwrap().len() > 8 * super::csv::CHUNK_BYTES);
+    let outcome = same_as_in_memory(&path, dir.path());
+    assert_eq!(json(&outcome.report.input)["format"], "csv");
+}
+
+/// Runs `path` in memory and streamed (its work folder in `dir`, the only other entry there)
+/// and checks that they agree; returns the streamed outcome.
+fn same_as_in_memory(path: &Path, dir: &Path) -> Outcome {
     let common = ["--embedder", "raw", "--knn-index", "ivf"];
     let memory = run(
-        &path,
-        dir.path(),
+        path,
+        dir,
         &[&common[..], &["--memory-limit", "1TiB"]].concat(),
     );
     let streamed = run(
-        &path,
-        dir.path(),
+        path,
+        dir,
         &[&common[..], &["--memory-limit", "1KiB"]].concat(),
     );
     // The work folder is gone.
-    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    let left: Vec<_> = std::fs::read_dir(dir).unwrap().collect();
     assert_eq!(left.len(), 1, "{left:?}");
 
     assert_eq!(
@@ -189,6 +218,7 @@ fn a_streamed_scan_finds_what_the_in_memory_scan_finds() {
     assert_eq!(memory.report.status(), streamed.report.status());
     let reasons = json(&streamed.report.gate)["reasons"].to_string();
     assert!(reasons.contains("suspected of poisoning"), "{reasons}");
+    streamed
 }
 
 #[test]
@@ -271,10 +301,17 @@ fn the_in_memory_estimate_decides_and_other_inputs_stay_in_memory() {
     assert!(super::plan(&config("1GiB", &path)).unwrap().is_none());
     let csv = dir.path().join("t.csv");
     std::fs::write(&csv, "a,label\n1,0\n2,1\n").unwrap();
-    assert!(
-        super::plan(&config("1B", &csv)).unwrap().is_none(),
-        "CSV is read in memory"
-    );
+    let (plan, _) = super::plan(&config("1B", &csv)).unwrap().unwrap();
+    assert_eq!((plan.rows, plan.features), (2, 1));
+    assert!(super::plan(&config("1GiB", &csv)).unwrap().is_none());
+    // A ragged row is left to the in-memory read, whose error names its line.
+    std::fs::write(&csv, "a,label\n1,0\n2\n").unwrap();
+    assert!(super::plan(&config("1B", &csv)).unwrap().is_none());
+    let err = crate::scan::scan(&config("1B", &csv), &Progress::hidden())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("t.csv: line 3"), "{err}");
 }
 
 #[test]
