@@ -1,6 +1,7 @@
 //! The streaming scan: a Parquet table of numeric features whose in-memory scan would need
 //! more than the memory limit (`--memory-limit`) is read one column at a time and kept on
-//! disk, in a work folder that is removed when the scan ends.
+//! disk, in a work folder that is removed when the scan ends. A CSV table is first copied to
+//! Parquet there ([`csv`]).
 //!
 //! 1. **Columns.** The label and id columns are read first, then each feature column on its
 //!    own. Every column check sees a whole column, so the findings are the in-memory scan's,
