@@ -12,8 +12,11 @@ use rayon::prelude::*;
 const LLOYD_ROUNDS: usize = 4;
 /// The partition is seeded, so the work done is the same from run to run.
 const PARTITION_SEED: u64 = 0x6b6e_6e5f;
-/// Rows per assignment product.
+/// Rows per assignment product, at most: fewer where the products of that many rows with
+/// every centre would pass [`ASSIGN_BYTES`] (16,384 rows x 4,472 centres was 293 MB).
 const ASSIGN_ROWS: usize = 16384;
+/// Bytes of products an assignment holds at a time.
+const ASSIGN_BYTES: usize = 8 << 20;
 
 /// Squared row norms, read in place: `x.sqr()` would hold a second n x d matrix.
 pub(crate) fn row_norms(values: &[f32], d: usize) -> Vec<f32> {
@@ -206,9 +209,10 @@ pub(crate) fn lloyd(
 pub(crate) fn assign(values: &[f32], n: usize, d: usize, centres: &[f32], assignment: &mut [u32]) {
     let clusters = centres.len() / d.max(1);
     let centre_norms = row_norms(centres, d);
-    let mut dots = vec![0f32; ASSIGN_ROWS.min(n) * clusters];
-    for start in (0..n).step_by(ASSIGN_ROWS) {
-        let rows = ASSIGN_ROWS.min(n - start);
+    let chunk = (ASSIGN_BYTES / 4 / clusters.max(1)).clamp(64, ASSIGN_ROWS);
+    let mut dots = vec![0f32; chunk.min(n) * clusters];
+    for start in (0..n).step_by(chunk) {
+        let rows = chunk.min(n - start);
         let dots = &mut dots[..rows * clusters];
         products(dots, &values[start * d..], centres, rows, clusters, d, true);
         assignment[start..start + rows]
