@@ -5,9 +5,9 @@
 use polars::prelude::*;
 
 use super::decode::{decode_all, Encoded};
-use super::tabular::{Frame, PayloadRole, TabularFormat};
+use super::tabular::{Frame, PayloadRole};
 use super::SourceError;
-use crate::dataset::{Dataset, Format, Ids, Labels, Origin, Payload, Table, TextValue, Texts};
+use crate::dataset::{Dataset, Ids, Labels, Origin, Payload, Table, TextValue, Texts};
 use crate::progress::Progress;
 
 pub fn into_dataset(
@@ -51,11 +51,7 @@ pub fn into_dataset(
             Payload::Images(images)
         }
     };
-    let format = match frame.input.format {
-        TabularFormat::Csv { .. } => Format::Csv,
-        TabularFormat::Parquet => Format::Parquet,
-        TabularFormat::Arrow => Format::Arrow,
-    };
+    let format = frame.input.format.dataset_format();
     Ok(Dataset {
         origin: Origin {
             path: frame.input.path.display().to_string(),

@@ -30,6 +30,16 @@ impl TabularFormat {
             TabularFormat::Arrow => "Arrow",
         }
     }
+
+    /// The format a dataset read from it reports.
+    pub fn dataset_format(self) -> crate::dataset::Format {
+        use crate::dataset::Format;
+        match self {
+            TabularFormat::Csv { .. } => Format::Csv,
+            TabularFormat::Parquet => Format::Parquet,
+            TabularFormat::Arrow => Format::Arrow,
+        }
+    }
 }
 
 /// One tabular input: a file, or the shards of a folder read as one dataset.

@@ -26,20 +26,15 @@ use crate::Error;
 /// tables into many chunks.
 pub(super) const CHUNK_BYTES: u64 = if cfg!(test) { 16 << 10 } else { 32 << 20 };
 
-/// The Parquet copy of the CSV `input` in `work`: one file per CSV file, in order, under
-/// `input`'s own path (which errors and the report name). Returns it and its rows.
+/// The Parquet copy of the CSV `input` (fields split by `separator`) in `work`: one file per
+/// CSV file, in order, under `input`'s own path (which errors and the report name). Returns
+/// it and its rows.
 pub fn to_parquet(
     input: &TabularInput,
+    separator: u8,
     work: &Path,
     progress: &Progress,
 ) -> Result<(TabularInput, u64), Error> {
-    let TabularFormat::Csv { separator } = input.format else {
-        return Err(StreamError::Unsupported(format!(
-            "{}: expected a CSV table to convert",
-            input.path.display()
-        ))
-        .into());
-    };
     let first = schema(input, Some(CSV_INFER_ROWS))?;
     match convert(input, separator, &first, work, progress) {
         // As in memory: types inferred from the first rows that a later value does not fit
@@ -242,7 +237,7 @@ mod tests {
         std::fs::write(&path, &text).unwrap();
         let work = tempfile::tempdir().unwrap();
         let input = input_of(&path);
-        let (copy, n) = to_parquet(&input, work.path(), &Progress::hidden()).unwrap();
+        let (copy, n) = to_parquet(&input, b',', work.path(), &Progress::hidden()).unwrap();
         assert_eq!(n, rows as u64);
         assert_eq!(copy.path, path);
         assert_eq!(copy.files, [work.path().join("table-0.parquet")]);
@@ -259,7 +254,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.csv");
         std::fs::write(&path, "x,label\n").unwrap();
-        let (copy, n) = to_parquet(&input_of(&path), dir.path(), &Progress::hidden()).unwrap();
+        let (copy, n) =
+            to_parquet(&input_of(&path), b',', dir.path(), &Progress::hidden()).unwrap();
         // The scan then stops on "no rows", naming the CSV.
         assert_eq!(n, 0);
         let read = collect(&copy, None);

@@ -43,7 +43,7 @@ use polars::prelude::*;
 
 use self::spill::Spill;
 use crate::cli::config::ScanConfig;
-use crate::dataset::{Dataset, Format, Ids, Labels, Origin, Payload, SpilledTable};
+use crate::dataset::{Dataset, Ids, Labels, Origin, Payload, SpilledTable};
 use crate::embed::{EmbedError, Subset};
 use crate::progress::Progress;
 use crate::report::detection;
@@ -312,17 +312,17 @@ pub fn scan(
         .tempdir_in(&parent)
         .map_err(|e| StreamError::io(&parent, e))?;
     trace("plan");
-    let format = match plan.input.format {
-        TabularFormat::Csv { .. } => Format::Csv,
-        TabularFormat::Parquet => Format::Parquet,
-        TabularFormat::Arrow => Format::Arrow,
-    };
+    let format = plan.input.format.dataset_format();
     // A CSV table is read from its Parquet copy, removed once its columns are read.
-    let copied = format == Format::Csv;
-    if copied {
-        (plan.input, plan.rows) = csv::to_parquet(&plan.input, work.path(), progress)?;
-        trace("CSV to Parquet");
-    }
+    let copied = match plan.input.format {
+        TabularFormat::Csv { separator } => {
+            (plan.input, plan.rows) =
+                csv::to_parquet(&plan.input, separator, work.path(), progress)?;
+            trace("CSV to Parquet");
+            true
+        }
+        _ => false,
+    };
     let input = &plan.input;
     let (lf, file_schema) = schema(input)?;
     let roles = tabular::resolve_roles(input, &file_schema, &config.input.columns)?;
