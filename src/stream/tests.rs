@@ -16,7 +16,7 @@ use crate::scan::{scan, Outcome};
 /// 12 Gaussian classes in 6 features, with 10 % of the rows a shifted copy (features 0 and 1
 /// raised by 10, relabelled to class 0), 2 % flipped labels, a NaN, a null label, a conflicting duplicate, a
 /// string feature with one non-numeric value, a constant column and an id column.
-fn write_table(path: &Path, n: usize) {
+pub(super) fn write_table(path: &Path, n: usize) {
     let mut df = table(n);
     let file = std::fs::File::create(path).unwrap();
     ParquetWriter::new(file)
@@ -259,59 +259,6 @@ fn the_streamed_neighbours_match_the_exact_ones_at_full_probe() {
         measured < 1.0 && (measured - report.recall).abs() < 0.1,
         "{measured} {report:?}"
     );
-}
-
-#[test]
-fn sizes_parse_with_their_units() {
-    use crate::cli::parse_bytes;
-    assert_eq!(parse_bytes("3GiB"), Ok(3 << 30));
-    assert_eq!(parse_bytes("512 MiB"), Ok(512 << 20));
-    assert_eq!(parse_bytes("2GB"), Ok(2_000_000_000));
-    assert_eq!(parse_bytes("1024"), Ok(1024));
-    assert!(parse_bytes("3 parsecs")
-        .unwrap_err()
-        .contains("unknown unit"));
-    assert!(parse_bytes("0").is_err());
-    assert!(parse_bytes("GiB").is_err());
-}
-
-#[test]
-fn the_in_memory_estimate_decides_and_other_inputs_stay_in_memory() {
-    assert_eq!(
-        super::in_memory_bytes(1_000_000, 64),
-        1_000_000 * (64 * 20 + 200)
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.parquet");
-    write_table(&path, 200);
-    let config = |limit: &str, file: &Path| {
-        let args = crate::cli::Args::parse_from([
-            "poisongate",
-            "scan",
-            file.to_str().unwrap(),
-            "--memory-limit",
-            limit,
-        ]);
-        let crate::cli::Command::Scan(args) = args.command else {
-            panic!("not a scan")
-        };
-        ScanConfig::from_args(args, false).unwrap()
-    };
-    assert!(super::plan(&config("1KiB", &path)).unwrap().is_some());
-    assert!(super::plan(&config("1GiB", &path)).unwrap().is_none());
-    let csv = dir.path().join("t.csv");
-    std::fs::write(&csv, "a,label\n1,0\n2,1\n").unwrap();
-    let (plan, _) = super::plan(&config("1B", &csv)).unwrap().unwrap();
-    assert_eq!((plan.rows, plan.features), (2, 1));
-    assert!(super::plan(&config("1GiB", &csv)).unwrap().is_none());
-    // A ragged row is left to the in-memory read, whose error names its line.
-    std::fs::write(&csv, "a,label\n1,0\n2\n").unwrap();
-    assert!(super::plan(&config("1B", &csv)).unwrap().is_none());
-    let err = crate::scan::scan(&config("1B", &csv), &Progress::hidden())
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(err.contains("t.csv: line 3"), "{err}");
 }
 
 #[test]
